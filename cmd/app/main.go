@@ -1,0 +1,68 @@
+// Command app runs the modular monolith: every bounded context in one
+// process, talking over the event bus configured in the YAML file.
+//
+//	app [--config PATH]           serve HTTP and the event handlers (default)
+//	app [--config PATH] migrate   apply database migrations and exit
+//	app [--config PATH] poison    list, show, replay or purge poisoned messages
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/fx"
+
+	"github.com/example/monolith/contexts/customer"
+	"github.com/example/monolith/contexts/identity"
+	"github.com/example/monolith/contexts/settings"
+	"github.com/example/monolith/platform/app"
+)
+
+// contexts are the bounded contexts the binary runs: one line each.
+var contexts = []fx.Option{
+	identity.Module,
+	customer.Module,
+	settings.Module,
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "app:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	flags := flag.NewFlagSet("app", flag.ContinueOnError)
+	configPath := flags.String("config", os.Getenv("APP_CONFIG"), "configuration file (YAML); empty: defaults and APP_* variables")
+	flags.Usage = func() {
+		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...]")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := app.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	logger := app.NewLogger(cfg.Log)
+
+	switch cmd := flags.Arg(0); cmd {
+	case "", "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return app.Serve(ctx, cfg, logger, contexts...)
+	case "migrate":
+		return app.Migrate(cfg, logger, contexts...)
+	case "poison":
+		return app.Poison(context.Background(), cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
+	default:
+		flags.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

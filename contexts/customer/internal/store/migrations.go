@@ -1,0 +1,15 @@
+// Package store is customer's persistence: its migrations and the
+// sqlc-generated queries over them (generated from sqlc.yaml at the root).
+package store
+
+import (
+	"embed"
+
+	"github.com/example/monolith/platform/db"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates customer's tables.
+var Migrations = db.Migrations{Context: "customer", FS: migrationFiles}

@@ -1,0 +1,15 @@
+// Package store is identity's persistence: its migrations and the
+// sqlc-generated queries over them (generated from sqlc.yaml at the root).
+package store
+
+import (
+	"embed"
+
+	"github.com/example/monolith/platform/db"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates identity's tables.
+var Migrations = db.Migrations{Context: "identity", FS: migrationFiles}

@@ -1,0 +1,308 @@
+// Package faults runs the real binary, two instances at a time, on RabbitMQ
+// and on Redis Streams with PostgreSQL, injects broker and process faults
+// while users register over HTTP, and counts what went in and what came
+// out: no registered user may end without its customer (lost) or with its
+// effect applied twice (duplicated).
+//
+// These tests stop brokers and kill connections, so they run on their own,
+// after the rest of the suite (see the Makefile's test target).
+package faults_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/example/monolith/internal/apptest"
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/db/dbtest"
+	"github.com/example/monolith/platform/topics"
+)
+
+func TestMain(m *testing.M) { apptest.Main(m) }
+
+// users is how many users the load scenarios register.
+const users = 2000
+
+var brokers = []struct {
+	name string
+	new  func(*testing.T) *apptest.Broker
+}{{"amqp", apptest.AMQP}, {"redisstream", apptest.Redis}}
+
+func TestFaults(t *testing.T) {
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) {
+			t.Run("ConnectionsDropped", func(t *testing.T) { connectionsDropped(t, b.new(t)) })
+			t.Run("BrokerRestarted", func(t *testing.T) { brokerRestarted(t, b.new(t)) })
+			t.Run("ConsumerKilled", func(t *testing.T) { consumerKilled(t, b.new(t)) })
+			t.Run("GracefulRestartUnderLoad", func(t *testing.T) { gracefulRestart(t, b.new(t)) })
+			t.Run("MalformedFlood", func(t *testing.T) { malformedFlood(t, b.new(t)) })
+			t.Run("DuplicateDelivery", func(t *testing.T) { duplicateDelivery(t, b.new(t)) })
+		})
+	}
+}
+
+func connectionsDropped(t *testing.T, b *apptest.Broker) {
+	d := deploy(t, b, 2)
+	var faultEnd time.Time
+	var drops atomic.Int64
+	d.load(users, func(progress func() int) {
+		// A drop every 250ms; rabbitmqctl takes about a second, so they overlap.
+		var wg sync.WaitGroup
+		for progress() < users {
+			wg.Go(func() {
+				b.Drop(t)
+				drops.Add(1)
+			})
+			time.Sleep(250 * time.Millisecond)
+		}
+		wg.Wait()
+		faultEnd = time.Now()
+	})
+	d.report(fmt.Sprintf("connections dropped %d times during the load", drops.Load()), faultEnd, 0)
+}
+
+func brokerRestarted(t *testing.T, b *apptest.Broker) {
+	d := deploy(t, b, 2)
+	var faultEnd time.Time
+	d.load(users, func(progress func() int) {
+		waitProgress(progress, users/3)
+		down := b.Restart(t)
+		faultEnd = time.Now()
+		t.Logf("broker down for %s", down.Round(time.Millisecond))
+	})
+	d.report("broker restarted", faultEnd, 0)
+}
+
+func consumerKilled(t *testing.T, b *apptest.Broker) {
+	d := deploy(t, b, 2)
+	var faultEnd time.Time
+	d.load(users, func(progress func() int) {
+		waitProgress(progress, users/3)
+		d.remove(d.instances()[1]).Kill(t)
+		faultEnd = time.Now()
+	})
+	d.report("one of two consumers SIGKILLed", faultEnd, 0)
+}
+
+func gracefulRestart(t *testing.T, b *apptest.Broker) {
+	d := deploy(t, b, 2)
+	var faultEnd time.Time
+	d.load(users, func(progress func() int) {
+		waitProgress(progress, users/3)
+		d.remove(d.instances()[1]).Stop(t) // fails the test unless it exits 0
+		d.add(d.start())
+		faultEnd = time.Now()
+	})
+	d.report("SIGTERM under load, then restart", faultEnd, 0)
+}
+
+func malformedFlood(t *testing.T, b *apptest.Broker) {
+	const garbage, valid = 1000, 500
+	d := deploy(t, b, 2)
+	var notReady atomic.Int64
+	stop := make(chan struct{})
+	var probes sync.WaitGroup
+	for _, in := range d.instances() {
+		probes.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if r, err := in.Try("GET", "/readyz", nil); err != nil || r.Status != http.StatusOK {
+					notReady.Add(1)
+				}
+			}
+		})
+	}
+	var faultEnd time.Time
+	d.load(valid, func(progress func() int) {
+		for i := range garbage {
+			b.Inject(t, topics.UserRegistered.Name(), messageWith(fmt.Sprintf("garbage %d: not an event", i)), true)
+		}
+		faultEnd = time.Now()
+	})
+	apptest.Eventually(t, fmt.Sprintf("%d malformed messages in the poison store", garbage), func() bool {
+		return d.count(`SELECT COUNT(*) FROM poison_messages WHERE topic = 'identity.user.registered' AND handler = 'customer.create-profile'`) == garbage
+	})
+	close(stop)
+	probes.Wait()
+	if n := notReady.Load(); n > 0 {
+		t.Fatalf("instances were not ready %d times during the flood", n)
+	}
+	d.report(fmt.Sprintf("%d malformed messages injected among valid events", garbage), faultEnd, garbage)
+}
+
+func duplicateDelivery(t *testing.T, b *apptest.Broker) {
+	d := deploy(t, b, 2)
+	userID := "dup-" + apptest.RandomID()
+	msg, err := bus.NewMessage(context.Background(), topics.UserRegistered, userID,
+		topics.UserRegisteredV1{UserID: userID, Email: userID + "@example.com", Name: "Twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	b.Inject(t, topics.UserRegistered.Name(), msg, false)
+	b.Inject(t, topics.UserRegistered.Name(), msg, false) // same event id
+	apptest.Eventually(t, "the injected user's customer", func() bool {
+		return d.count(`SELECT COUNT(*) FROM customers WHERE user_id = $1`, userID) > 0
+	})
+	recovered := time.Since(start)
+	time.Sleep(2 * time.Second) // room for the second delivery to land
+	customers := d.count(`SELECT COUNT(*) FROM customers WHERE user_id = $1`, userID)
+	marks := d.count(`SELECT COUNT(*) FROM processed_events WHERE handler = 'customer.create-profile' AND event_id = $1`, msg.UUID)
+	created := d.count(`SELECT COUNT(*) FROM watermill_outbox WHERE payload->>'destination_topic' = 'customer.customer.created'
+		AND convert_from(decode(payload->>'payload', 'base64'), 'UTF8')::json->>'user_id' = $1`, userID)
+	t.Logf("| same event delivered twice | %s | 2 | 1 | 0 | %d | %s |", b.Adapter, customers-1+created-1, recovered.Round(time.Millisecond))
+	if customers != 1 || marks != 1 || created != 1 {
+		t.Fatalf("one event delivered twice: %d customers, %d processed marks, %d customer.created events; want 1 each", customers, marks, created)
+	}
+}
+
+// deployment is a fresh database and broker namespace with running instances.
+type deployment struct {
+	t      *testing.T
+	broker *apptest.Broker
+	env    []string
+	db     *sql.DB
+	run    string
+
+	mu    sync.Mutex
+	alive []*apptest.Instance
+}
+
+func deploy(t *testing.T, b *apptest.Broker, n int) *deployment {
+	dsn := dbtest.Config(t, db.DriverPostgres).DSN
+	conn, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	d := &deployment{t: t, broker: b, db: conn, run: apptest.RandomID(), env: append([]string{
+		"APP_DATABASE_DSN=" + dsn,
+		"APP_SECURITY_BCRYPT_COST=4", // the load is about events, not hashing
+		"APP_LOG_LEVEL=warn",
+		// A dead consumer's pending Redis entries are claimed after 3s.
+		"APP_BUS_REDISSTREAM_MAX_IDLE_TIME=3s", "APP_BUS_REDISSTREAM_CLAIM_INTERVAL=500ms",
+	}, b.Env...)}
+	for range n {
+		d.add(d.start())
+	}
+	return d
+}
+
+func (d *deployment) start() *apptest.Instance { return apptest.Start(d.t, d.broker.Config, d.env...) }
+
+func (d *deployment) add(in *apptest.Instance) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.alive = append(d.alive, in)
+}
+
+// remove takes in out of the load's rotation and returns it.
+func (d *deployment) remove(in *apptest.Instance) *apptest.Instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.alive = slices.DeleteFunc(d.alive, func(x *apptest.Instance) bool { return x == in })
+	return in
+}
+
+func (d *deployment) instances() []*apptest.Instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.alive)
+}
+
+// clients is how many HTTP clients register users at once: enough to keep
+// both instances busy, few enough that the load outlasts several faults.
+const clients = 6
+
+// load registers n users over HTTP from concurrent clients spread over the live
+// instances, while fault runs with a view of the progress. A request that
+// fails in transport is retried on another instance; 409 means an earlier
+// attempt got through.
+func (d *deployment) load(n int, fault func(progress func() int)) {
+	var done atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
+				body := map[string]string{"email": fmt.Sprintf("u%05d-%s@example.com", i, d.run), "name": "Load", "password": "correct horse battery"}
+				for attempt := 0; ; attempt++ {
+					alive := d.instances()
+					r, err := alive[(i+attempt)%len(alive)].Try("POST", "/api/identity/users", body)
+					if err == nil && (r.Status == http.StatusCreated || r.Status == http.StatusConflict) {
+						break
+					}
+					if attempt > 100 {
+						d.t.Errorf("user %d not registered after 100 attempts: %v %v", i, err, r.Raw)
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				done.Add(1)
+			}
+		})
+	}
+	fault(func() int { return int(done.Load()) })
+	wg.Wait()
+}
+
+func waitProgress(progress func() int, n int) {
+	for progress() < n {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (d *deployment) count(query string, args ...any) int {
+	d.t.Helper()
+	var n int
+	if err := d.db.QueryRow(query, args...).Scan(&n); err != nil {
+		d.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// report waits until every registered user has its customer, then checks
+// and logs the counts as a row of docs/reliability.md's table.
+func (d *deployment) report(scenario string, faultEnd time.Time, poisoned int) {
+	t := d.t
+	in := func() int { return d.count(`SELECT COUNT(*) FROM users`) }
+	handled := func() int {
+		return d.count(`SELECT COUNT(DISTINCT user_id) FROM customers c JOIN users u ON u.id = c.user_id`)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for handled() < in() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	recovered := time.Since(faultEnd)
+	time.Sleep(time.Second) // let late duplicates land before counting them
+	users, got := in(), handled()
+	dupCustomers := d.count(`SELECT COUNT(*) - COUNT(DISTINCT user_id) FROM customers`)
+	dupEvents := d.count(`SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM watermill_outbox
+		WHERE payload->>'destination_topic' = 'customer.customer.created'
+		GROUP BY convert_from(decode(payload->>'payload', 'base64'), 'UTF8')::json->>'user_id') per_user`)
+	t.Logf("| %s | %s | %d | %d | %d | %d | %s |", scenario, d.broker.Adapter, users+poisoned, got+poisoned, users-got, dupCustomers+dupEvents, recovered.Round(100*time.Millisecond))
+	if got != users || dupCustomers+dupEvents != 0 {
+		t.Fatalf("%d users registered, %d with their customer, %d duplicated effects", users, got, dupCustomers+dupEvents)
+	}
+}
+
+// messageWith is a message whose payload is body.
+func messageWith(body string) *message.Message {
+	return message.NewMessage(watermill.NewUUID(), []byte(body))
+}

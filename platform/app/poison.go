@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"go.uber.org/fx"
+
+	"github.com/example/monolith/platform/poison"
+)
+
+// Poison runs `app poison list|show|replay|purge ...` against the database;
+// it needs no broker (a replay goes through the outbox, which the running
+// app forwards).
+func Poison(ctx context.Context, cfg Config, logger *slog.Logger, args []string, out io.Writer, contexts ...fx.Option) error {
+	var store *poison.Store
+	app := fx.New(platform(cfg, logger), fx.Options(contexts...), migrate, fx.Populate(&store))
+	if err := app.Err(); err != nil {
+		return err
+	}
+	if err := app.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = app.Stop(context.WithoutCancel(ctx)) }()
+	return poisonCommand(ctx, store, args, out)
+}
+
+const poisonUsage = `usage:
+  app poison list [--topic T] [--handler H] [--limit N]
+  app poison show ID
+  app poison replay ID | --all [--topic T] [--handler H]
+  app poison purge ID | --all [--topic T] [--handler H]`
+
+func poisonCommand(ctx context.Context, s *poison.Store, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(poisonUsage)
+	}
+	flags := flag.NewFlagSet("poison "+args[0], flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	topic := flags.String("topic", "", "only messages from this topic")
+	handler := flags.String("handler", "", "only messages this handler gave up on")
+	limit := flags.Int("limit", 100, "at most this many messages")
+	all := flags.Bool("all", false, "every message the filters select")
+	if err := flags.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w\n%s", err, poisonUsage)
+	}
+	filter := poison.Filter{Topic: *topic, Handler: *handler, Limit: *limit}
+	id := flags.Arg(0)
+	if args[0] != "list" && (id == "") == !*all {
+		return fmt.Errorf("poison %s: give an ID or --all\n%s", args[0], poisonUsage)
+	}
+
+	switch args[0] {
+	case "list":
+		msgs, err := s.List(ctx, filter)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tPOISONED AT\tTOPIC\tHANDLER\tATTEMPTS\tREASON")
+		for _, m := range msgs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, m.PoisonedAt.Format("2006-01-02T15:04:05Z"), m.Topic, m.Handler, m.Attempts, summary(m.Reason))
+		}
+		return w.Flush()
+	case "show":
+		m, err := s.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			poison.Message
+			Payload string `json:"payload"`
+		}{m, string(m.Payload)})
+	case "replay":
+		n := 1
+		var err error
+		if *all {
+			n, err = s.ReplayAll(ctx, filter)
+		} else {
+			err = s.Replay(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "replayed %d message(s)\n", n)
+		return nil
+	case "purge":
+		n := 1
+		var err error
+		if *all {
+			n, err = s.PurgeAll(ctx, filter)
+		} else {
+			err = s.Purge(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "purged %d message(s)\n", n)
+		return nil
+	}
+	return fmt.Errorf("unknown poison command %q\n%s", args[0], poisonUsage)
+}
+
+// summary is the first line of a reason, cut for a table cell.
+func summary(reason string) string {
+	reason, _, _ = strings.Cut(reason, "\n")
+	if len(reason) > 80 {
+		reason = reason[:77] + "..."
+	}
+	return reason
+}

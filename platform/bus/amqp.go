@@ -1,0 +1,145 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/example/monolith/platform/config"
+)
+
+// amqpAdapter publishes to one topic exchange with routing key = topic and
+// gives each handler its own queue bound to its topic. Publishing and
+// consuming use separate connections so broker flow control on publishers
+// never stalls consumers.
+type amqpAdapter struct {
+	cfg      AMQPConfig
+	instance string
+	logger   watermill.LoggerAdapter
+	pubConn  *amqp.ConnectionWrapper
+	subConn  *amqp.ConnectionWrapper
+	pub      *amqp.Publisher
+}
+
+func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*amqpAdapter, error) {
+	a := &amqpAdapter{cfg: cfg.AMQP, instance: instance, logger: logger}
+	conn := amqp.ConnectionConfig{AmqpURI: cfg.AMQP.URL, Reconnect: amqp.DefaultReconnectConfig()}
+	dial := func() (err error) {
+		if a.pubConn == nil {
+			if a.pubConn, err = amqp.NewConnection(conn, logger); err != nil {
+				return err
+			}
+		}
+		a.subConn, err = amqp.NewConnection(conn, logger)
+		return err
+	}
+	if err := connectWithRetry(ctx, "amqp "+config.Redact(cfg.AMQP.URL), cfg.ConnectTimeout, logger, dial); err != nil {
+		if a.pubConn != nil {
+			_ = a.pubConn.Close()
+		}
+		return nil, err
+	}
+	pub, err := amqp.NewPublisherWithConnection(a.config(Handler{}), logger, a.pubConn)
+	if err != nil {
+		_ = a.close()
+		return nil, fmt.Errorf("amqp publisher: %w", err)
+	}
+	a.pub = pub
+	return a, nil
+}
+
+// config is the topology for h; the zero Handler gives the publisher's.
+func (a *amqpAdapter) config(h Handler) amqp.Config {
+	routingKey := func(topic string) string { return topic }
+	queue := amqp.QueueConfig{GenerateName: amqp.GenerateQueueNameConstant(h.name), Durable: a.cfg.Durable}
+	if h.broadcast {
+		// One private queue per instance, gone when the instance disconnects.
+		queue = amqp.QueueConfig{
+			GenerateName: amqp.GenerateQueueNameConstant(h.name + "." + a.instance),
+			AutoDelete:   true,
+			Exclusive:    true,
+		}
+	}
+	return amqp.Config{
+		Marshaler: safeAMQPMarshaler{amqp.DefaultMarshaler{NotPersistentDeliveryMode: !a.cfg.Durable}},
+		Exchange: amqp.ExchangeConfig{
+			GenerateName: amqp.GenerateExchangeNameConstant(a.cfg.Exchange),
+			Type:         "topic",
+			Durable:      a.cfg.Durable,
+		},
+		Queue:     queue,
+		QueueBind: amqp.QueueBindConfig{GenerateRoutingKey: routingKey},
+		Publish: amqp.PublishConfig{
+			GenerateRoutingKey: routingKey,
+			ChannelPoolSize:    a.cfg.PublishChannels,
+			// A nil error from Publish then means the broker has the message.
+			ConfirmDelivery: true,
+		},
+		Consume:         amqp.ConsumeConfig{Qos: amqp.QosConfig{PrefetchCount: a.cfg.Prefetch}},
+		TopologyBuilder: &amqp.DefaultTopologyBuilder{},
+	}
+}
+
+func (a *amqpAdapter) publisher() message.Publisher { return a.pub }
+
+func (a *amqpAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
+	sub, err := amqp.NewSubscriberWithConnection(a.config(h), a.logger, a.subConn)
+	if err != nil {
+		return nil, false, fmt.Errorf("amqp subscriber for %s: %w", h.name, err)
+	}
+	return sub, true, nil
+}
+
+func (a *amqpAdapter) check(context.Context) error {
+	if !a.pubConn.IsConnected() || !a.subConn.IsConnected() {
+		return errors.New("amqp: not connected to the broker")
+	}
+	return nil
+}
+
+func (a *amqpAdapter) close() error {
+	var errs []error
+	if a.pub != nil {
+		errs = append(errs, a.pub.Close())
+	}
+	if a.subConn != nil {
+		errs = append(errs, a.subConn.Close())
+	}
+	if a.pubConn != nil {
+		errs = append(errs, a.pubConn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// safeAMQPMarshaler never fails to unmarshal: a delivery the default
+// marshaler rejects would be nacked and redelivered forever (watermill-amqp
+// #65, #184). Non-string headers (x-death after a dead-letter, or anything
+// another program sets) become strings; what still fails is marked so the
+// handler sends it to the poison topic.
+type safeAMQPMarshaler struct{ amqp.DefaultMarshaler }
+
+func (m safeAMQPMarshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
+	headers := make(amqp091.Table, len(d.Headers))
+	for k, v := range d.Headers {
+		if s, ok := v.(string); ok {
+			headers[k] = s
+		} else if k != amqp.DefaultMessageUUIDHeaderKey {
+			headers[k] = fmt.Sprint(v)
+		}
+	}
+	d.Headers = headers
+	msg, err := m.DefaultMarshaler.Unmarshal(d)
+	if err != nil {
+		msg = message.NewMessage(watermill.NewUUID(), d.Body)
+		msg.Metadata.Set(metaUndecodable, err.Error())
+	}
+	if msg.UUID == "" {
+		msg.UUID = watermill.NewUUID()
+	}
+	return msg, nil
+}

@@ -1,0 +1,166 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/example/monolith/platform/testenv"
+)
+
+// The benchmarks publish b.N events from benchPublishers goroutines and wait
+// until a handler has consumed them all, through the whole bus (router and
+// middleware) and through the same adapter's bare Watermill publisher and
+// subscriber, so the bus's overhead reads as a ratio of the two events/s.
+
+const benchPublishers = 8
+
+type benchPayload struct {
+	ID    int    `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+func benchConfigs(b *testing.B) map[string]Config {
+	gochannel := DefaultConfig()
+	amqp := DefaultConfig()
+	amqp.Adapter, amqp.AMQP.URL, amqp.AMQP.Exchange = AdapterAMQP, testenv.RequireAMQP(b), "bench.events"
+	redis := DefaultConfig()
+	redis.Adapter, redis.Redis.Addr = AdapterRedisStream, testenv.RequireRedis(b)
+	return map[string]Config{AdapterGoChannel: gochannel, AdapterAMQP: amqp, AdapterRedisStream: redis}
+}
+
+func BenchmarkBus(b *testing.B) {
+	for _, name := range []string{AdapterGoChannel, AdapterAMQP, AdapterRedisStream} {
+		b.Run(name, func(b *testing.B) {
+			cfg := benchConfigs(b)[name]
+			topic := NewTopic[benchPayload](benchTopicName("run"), 1)
+			bus, err := New(context.Background(), cfg, Options{Logger: quiet()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bus.Close()
+			handler := "bench.consume-" + topic.Aggregate()
+			b.Cleanup(func() { cleanupBroker(b, cfg, topic.Name(), handler) })
+			var handled atomic.Int64
+			done := make(chan struct{})
+			target := int64(b.N)
+			if err := bus.Register(NewHandler(handler, topic, func(context.Context, Event[benchPayload]) error {
+				if handled.Add(1) == target {
+					close(done)
+				}
+				return nil
+			})); err != nil {
+				b.Fatal(err)
+			}
+			if err := bus.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			publishAll(b, func(i int) error {
+				return Publish(context.Background(), bus, topic, "bench", benchPayload{ID: i, Email: "user@example.com", Name: "Bench User"})
+			})
+			<-done
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+func BenchmarkRawWatermill(b *testing.B) {
+	for _, name := range []string{AdapterGoChannel, AdapterAMQP, AdapterRedisStream} {
+		b.Run(name, func(b *testing.B) {
+			cfg := benchConfigs(b)[name]
+			topic := NewTopic[benchPayload](benchTopicName("raw"), 1)
+			a, err := newAdapter(context.Background(), cfg, "bench", watermill.NopLogger{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer a.close()
+			handler := "bench.raw-" + topic.Aggregate()
+			b.Cleanup(func() { cleanupBroker(b, cfg, topic.Name(), handler) })
+			sub, owned, err := a.subscriber(Handler{name: handler, topic: topic.Name()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if owned {
+				defer sub.Close()
+			}
+			msgs, err := sub.Subscribe(context.Background(), topic.Name())
+			if err != nil {
+				b.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				for i := 0; i < b.N; i++ {
+					(<-msgs).Ack()
+				}
+				close(done)
+			}()
+			pub := a.publisher()
+			b.ResetTimer()
+			start := time.Now()
+			publishAll(b, func(i int) error {
+				msg, err := NewMessage(context.Background(), topic, "bench", benchPayload{ID: i, Email: "user@example.com", Name: "Bench User"})
+				if err != nil {
+					return err
+				}
+				return pub.Publish(topic.Name(), msg)
+			})
+			<-done
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+func publishAll(b *testing.B, publish func(i int) error) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range benchPublishers {
+		wg.Go(func() {
+			for i := int(next.Add(1)); i <= b.N; i = int(next.Add(1)) {
+				if err := publish(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func benchTopicName(kind string) string {
+	return fmt.Sprintf("bench.%s%s.published", kind, strings.ToLower(watermill.NewShortUUID()[:6]))
+}
+
+// cleanupBroker removes the queue or stream a benchmark run created.
+func cleanupBroker(b *testing.B, cfg Config, topic, handler string) {
+	switch cfg.Adapter {
+	case AdapterAMQP:
+		conn, err := amqp091.Dial(cfg.AMQP.URL)
+		if err != nil {
+			b.Log(err)
+			return
+		}
+		defer conn.Close()
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(handler, false, false, false)
+		}
+	case AdapterRedisStream:
+		client := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr})
+		defer client.Close()
+		_ = client.Del(context.Background(), topic).Err()
+	}
+}

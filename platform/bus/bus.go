@@ -1,0 +1,288 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are the collaborators of a [Bus]; zero values are usable.
+type Options struct {
+	// Logger receives the bus's and Watermill's logs; slog.Default() if nil.
+	Logger *slog.Logger
+	// Registerer receives the bus metrics; a private registry if nil.
+	Registerer prometheus.Registerer
+	// Instance names this process among those sharing the broker (Redis
+	// consumer name, broadcast queue suffix); host-pid-random if empty.
+	Instance string
+}
+
+// Bus publishes events and runs handlers on one Watermill router.
+type Bus struct {
+	cfg       Config
+	logger    *slog.Logger
+	wmLogger  watermill.LoggerAdapter
+	adapter   adapter
+	publisher message.Publisher
+	router    *message.Router
+	handlers  []Handler
+	subs      []*drainingSubscriber
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	runErr  chan error
+}
+
+// New connects to the configured adapter, retrying an unreachable broker for
+// cfg.ConnectTimeout, and prepares the router. Register handlers, then Start.
+func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bus config: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Instance == "" {
+		host, _ := os.Hostname()
+		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), watermill.NewShortUUID()[:8])
+	}
+	logger := opts.Logger.With("component", "bus", "adapter", cfg.Adapter)
+	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger)}
+
+	a, err := newAdapter(ctx, cfg, opts.Instance, b.wmLogger)
+	if err != nil {
+		return nil, err
+	}
+	b.adapter = a
+	if err := b.build(opts.Registerer); err != nil {
+		_ = a.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// build assembles the publisher and the router's middleware chain.
+func (b *Bus) build(reg prometheus.Registerer) error {
+	mb := metrics.NewPrometheusMetricsBuilderWithConfig(reg, metrics.PrometheusMetricsBuilderConfig{
+		Namespace: "app", Subsystem: "bus",
+		AdditionalLabels: []metrics.MetricLabel{{Label: "topic", ComputeValueFn: topicLabel}},
+	})
+	pub, err := mb.DecoratePublisher(retryingPublisher{b.adapter.publisher(), b.cfg.PublishTimeout})
+	if err != nil {
+		return fmt.Errorf("bus metrics: %w", err)
+	}
+	b.publisher = pub
+
+	poisoned := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "app", Subsystem: "bus", Name: "poisoned_messages_total",
+		Help: "Messages sent to the poison topic, by original topic and handler.",
+	}, []string{"topic", "handler"})
+	if err := reg.Register(poisoned); err != nil {
+		return fmt.Errorf("bus metrics: %w", err)
+	}
+
+	b.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: b.cfg.CloseTimeout}, b.wmLogger)
+	if err != nil {
+		return err
+	}
+	poison, err := middleware.PoisonQueueWithFilter(
+		poisonPublisher{b.publisher, poisoned, b.logger}, b.cfg.PoisonTopic,
+		// A handler cut short by shutdown is redelivered, not poisoned
+		// (watermill #636).
+		func(err error) bool {
+			var fromPoisonHandler poisonHandlerError
+			return !errors.Is(err, context.Canceled) && !errors.As(err, &fromPoisonHandler)
+		},
+	)
+	if err != nil {
+		return err
+	}
+	// Outermost to innermost; each layer sees what the inner ones return.
+	b.router.AddMiddleware(
+		// An error that survives retry (or is permanent) is published to the
+		// poison topic and the message acked, so the next ones keep flowing.
+		poison,
+		// Transient errors are retried with exponential backoff; permanent
+		// ones and shutdown stop the retries.
+		middleware.Retry{
+			MaxRetries:      b.cfg.Retry.MaxRetries,
+			InitialInterval: b.cfg.Retry.InitialInterval,
+			Multiplier:      b.cfg.Retry.Multiplier,
+			MaxInterval:     b.cfg.Retry.MaxInterval,
+			// The per-handler timeout below replaces the message context;
+			// each attempt must start from the original one (watermill #467).
+			ResetContextOnRetry: true,
+			ShouldRetry: func(p middleware.RetryParams) bool {
+				return !IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
+			},
+		}.Middleware,
+		// Counts attempts for the poison metadata and logs each failure.
+		attempts(b.logger),
+	)
+	// Handler duration and success per attempt, received messages and
+	// publish counts per topic (Watermill's components/metrics).
+	mb.AddPrometheusRouterMetrics(b.router)
+	// Innermost: a panic becomes an error that metrics, retry and the
+	// poison queue all see.
+	b.router.AddMiddleware(middleware.Recoverer)
+	return nil
+}
+
+// topicLabel is the topic published to, or else the topic being handled.
+func topicLabel(ctx context.Context) string {
+	if t, ok := ctx.Value(publishTopicKey{}).(string); ok {
+		return t
+	}
+	return message.SubscribeTopicFromCtx(ctx)
+}
+
+// Register adds handlers; call it before Start. Names must be unique.
+func (b *Bus) Register(hs ...Handler) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started {
+		return errors.New("bus: Register after Start")
+	}
+	for _, h := range hs {
+		if h.poison {
+			h.topic = b.cfg.PoisonTopic
+		}
+		if err := h.validate(); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		if !h.poison && h.topic == b.cfg.PoisonTopic {
+			return fmt.Errorf("bus: handler %q consumes the poison topic: use bus.NewPoisonHandler", h.name)
+		}
+		for _, known := range b.handlers {
+			if known.name == h.name {
+				return fmt.Errorf("bus: handler %q registered twice", h.name)
+			}
+		}
+		sub, owned, err := b.adapter.subscriber(h)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		ds := newDrainingSubscriber(sub, owned, b.cfg.CloseTimeout)
+		b.subs = append(b.subs, ds)
+		rh := b.router.AddConsumerHandler(h.name, h.topic, ds, h.handle)
+		timeout := b.cfg.HandlerTimeout
+		if h.timeout > 0 {
+			timeout = h.timeout
+		}
+		rh.AddMiddleware(middleware.Timeout(timeout))
+		b.handlers = append(b.handlers, h)
+	}
+	return nil
+}
+
+// Handlers lists the registered handlers, in registration order.
+func (b *Bus) Handlers() []Handler {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Handler(nil), b.handlers...)
+}
+
+// Start subscribes every handler and returns once they all consume. The
+// router runs until Close, independently of ctx, which bounds only start-up.
+func (b *Bus) Start(ctx context.Context) error {
+	b.mu.Lock()
+	if b.started || b.closed {
+		b.mu.Unlock()
+		return errors.New("bus: already started or closed")
+	}
+	b.started = true
+	b.runErr = make(chan error, 1)
+	b.mu.Unlock()
+
+	go func() { b.runErr <- b.router.Run(context.Background()) }()
+	select {
+	case <-b.router.Running():
+		return nil
+	case err := <-b.runErr:
+		return fmt.Errorf("bus: start: %w", err)
+	case <-ctx.Done():
+		return fmt.Errorf("bus: start: %w", ctx.Err())
+	}
+}
+
+// Publish sends already encoded messages; contexts use the typed [Publish].
+func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
+	return b.publisher.Publish(topic, msgs...)
+}
+
+// Check reports whether the bus can deliver: the broker connection is usable
+// and the router runs. It backs the readiness probe.
+func (b *Bus) Check(ctx context.Context) error {
+	b.mu.Lock()
+	running := b.started && !b.closed
+	b.mu.Unlock()
+	if running && b.router.IsClosed() {
+		return errors.New("bus: router stopped")
+	}
+	return b.adapter.check(ctx)
+}
+
+// Close stops taking messages, waits up to close_timeout for in-flight
+// handlers (their messages are acked), then closes the adapter.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	started := b.started
+	b.mu.Unlock()
+
+	var errs []error
+	if started {
+		errs = append(errs, b.router.Close(), <-b.runErr)
+	} else {
+		// The router never ran, so it would wait for handlers that never
+		// start; only the subscribers need closing.
+		for _, s := range b.subs {
+			errs = append(errs, s.Close())
+		}
+	}
+	errs = append(errs, b.adapter.close())
+	return errors.Join(errs...)
+}
+
+// retryingPublisher retries a failed publish with backoff for up to timeout,
+// so a short broker reconnect delays publishers instead of failing them.
+type retryingPublisher struct {
+	message.Publisher
+	timeout time.Duration
+}
+
+func (p retryingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.Publisher.Publish(topic, msgs...)
+	if err == nil {
+		return nil // the common case builds no backoff
+	}
+	ctx := context.Background()
+	if len(msgs) > 0 {
+		ctx = msgs[0].Context() // a publisher that gave up stops the retries
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 50*time.Millisecond, time.Second
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, p.Publisher.Publish(topic, msgs...)
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(p.timeout))
+	return err
+}

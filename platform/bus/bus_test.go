@@ -1,0 +1,201 @@
+package bus_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/testenv"
+)
+
+type greeting struct {
+	Text string `json:"text"`
+}
+
+var greeted = bus.NewTopic[greeting]("test.greeting.sent", 1)
+
+func TestNewTopicRejectsBadNames(t *testing.T) {
+	for _, name := range []string{"", "user.registered", "Identity.user.registered", "identity.user.registered.now", "identity..registered"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewTopic(%q) did not panic", name)
+				}
+			}()
+			bus.NewTopic[greeting](name, 1)
+		}()
+	}
+	if greeted.Context() != "test" || greeted.Aggregate() != "greeting" || greeted.Version() != 1 {
+		t.Fatalf("topic parts = %q %q %d", greeted.Context(), greeted.Aggregate(), greeted.Version())
+	}
+}
+
+func TestConfigValidateNamesTheKey(t *testing.T) {
+	tests := []struct {
+		mutate func(*bus.Config)
+		want   string
+	}{
+		{func(c *bus.Config) { c.Adapter = "kafka" }, `bus.adapter: unknown adapter "kafka"`},
+		{func(c *bus.Config) { c.Adapter, c.AMQP.URL = bus.AdapterAMQP, "" }, "bus.amqp.url: required"},
+		{func(c *bus.Config) { c.Adapter, c.Redis.Addr = bus.AdapterRedisStream, "" }, "bus.redisstream.addr: required"},
+		{func(c *bus.Config) { c.Retry.Multiplier = 0.5 }, "bus.retry.multiplier"},
+		{func(c *bus.Config) { c.HandlerTimeout = 0 }, "bus.handler_timeout"},
+	}
+	for _, tt := range tests {
+		cfg := bus.DefaultConfig()
+		tt.mutate(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, tt.want)
+		}
+	}
+	if err := bus.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+}
+
+func TestUnreachableBrokerFailsStartUpWithoutLeakingCredentials(t *testing.T) {
+	for _, adapter := range []string{bus.AdapterAMQP, bus.AdapterRedisStream} {
+		t.Run(adapter, func(t *testing.T) {
+			cfg := bus.DefaultConfig()
+			cfg.Adapter = adapter
+			cfg.AMQP.URL = "amqp://admin:s3cret@127.0.0.1:1/"
+			cfg.Redis.Addr, cfg.Redis.Password = "127.0.0.1:1", "s3cret"
+			cfg.ConnectTimeout = 700 * time.Millisecond
+			var logs bytes.Buffer
+			start := time.Now()
+			_, err := bus.New(context.Background(), cfg, bus.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err == nil {
+				t.Fatal("New succeeded with an unreachable broker")
+			}
+			if !strings.Contains(err.Error(), "cannot connect to "+strings.TrimSuffix(adapter, "stream")) {
+				t.Fatalf("error does not say what failed: %v", err)
+			}
+			if time.Since(start) < cfg.ConnectTimeout {
+				t.Fatalf("gave up after %s, before retrying for connect_timeout", time.Since(start))
+			}
+			if !strings.Contains(logs.String(), "Broker unreachable, retrying") {
+				t.Fatalf("retries were not logged:\n%s", logs.String())
+			}
+			if strings.Contains(err.Error()+logs.String(), "s3cret") {
+				t.Fatalf("password leaked:\n%v\n%s", err, logs.String())
+			}
+		})
+	}
+}
+
+func TestRegisterRejectsBadHandlers(t *testing.T) {
+	b, err := bus.New(context.Background(), bus.DefaultConfig(), bus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	noop := func(context.Context, bus.Event[greeting]) error { return nil }
+	if err := b.Register(bus.NewHandler("Bad Name", greeted, noop)); err == nil {
+		t.Error("a handler name with spaces was accepted")
+	}
+	if err := b.Register(bus.NewHandler("test.greet", greeted, noop), bus.NewHandler("test.greet", greeted, noop)); err == nil {
+		t.Error("a duplicate handler name was accepted")
+	}
+	if got := b.Handlers(); len(got) != 1 || got[0].Name() != "test.greet" || got[0].Topic() != greeted.Name() {
+		t.Errorf("Handlers() = %+v", got)
+	}
+}
+
+func TestEnvelopeAndLogsCarryIDs(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(bus.NewLogHandler(slog.NewTextHandler(&logs, nil)))
+	b, err := bus.New(context.Background(), bus.DefaultConfig(), bus.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	got := make(chan bus.Event[greeting], 2)
+	echoed := bus.NewTopic[greeting]("test.greeting.echoed", 3)
+	err = b.Register(
+		bus.NewHandler("test.echo", greeted, func(ctx context.Context, e bus.Event[greeting]) error {
+			logger.InfoContext(ctx, "echoing")
+			got <- e
+			return bus.Publish(ctx, b, echoed, e.AggregateID, greeting{Text: e.Payload.Text + "!"})
+		}),
+		bus.NewHandler("test.record", echoed, func(_ context.Context, e bus.Event[greeting]) error {
+			got <- bus.Event[greeting](e)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := bus.WithCorrelationID(context.Background(), "req-42")
+	if err := bus.Publish(ctx, b, greeted, "g-1", greeting{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	first, second := <-got, <-got
+	if first.EventType != greeted.Name() || first.AggregateID != "g-1" || first.AggregateType != "greeting" ||
+		first.Source != "test" || first.SchemaVersion != 1 || first.CorrelationID != "req-42" || first.CausationID != "" {
+		t.Fatalf("first envelope = %+v", first.Envelope)
+	}
+	if len(first.EventID) != 36 || first.EventID[14] != '7' {
+		t.Fatalf("event id %q is not a UUIDv7", first.EventID)
+	}
+	if time.Since(first.OccurredAt) > time.Minute || first.OccurredAt.Location() != time.UTC {
+		t.Fatalf("occurred at %v", first.OccurredAt)
+	}
+	if second.Payload.Text != "hi!" || second.CorrelationID != "req-42" || second.CausationID != first.EventID || second.SchemaVersion != 3 {
+		t.Fatalf("second envelope = %+v payload %+v", second.Envelope, second.Payload)
+	}
+	line := logs.lineWith("echoing")
+	for _, want := range []string{"event_id=" + first.EventID, "correlation_id=req-42", "handler=test.echo"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("handler log line %q lacks %q", line, want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Adapter, cfg.Redis.Addr = bus.AdapterRedisStream, testenv.RequireRedis(t)
+	b, err := bus.New(context.Background(), cfg, bus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		t.Fatalf("Check on a live bus: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err == nil {
+		t.Fatal("Check on a closed bus succeeded")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lineWith(substr string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, line := range strings.Split(s.b.String(), "\n") {
+		if strings.Contains(line, substr) {
+			return line
+		}
+	}
+	return ""
+}

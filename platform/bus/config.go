@@ -1,0 +1,173 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Adapters the bus can run on, chosen by bus.adapter.
+const (
+	AdapterGoChannel   = "gochannel"
+	AdapterAMQP        = "amqp"
+	AdapterRedisStream = "redisstream"
+)
+
+// Config is the bus section of the configuration file (keys under bus.).
+type Config struct {
+	// Adapter is gochannel (in-process), amqp (RabbitMQ) or redisstream.
+	Adapter string `yaml:"adapter"`
+	// PoisonTopic receives messages a handler cannot process.
+	PoisonTopic string `yaml:"poison_topic"`
+	// HandlerTimeout bounds each handler attempt unless the handler sets its own.
+	HandlerTimeout time.Duration `yaml:"handler_timeout"`
+	// CloseTimeout is how long Close waits for in-flight handlers.
+	CloseTimeout time.Duration `yaml:"close_timeout"`
+	// ConnectTimeout is how long start-up keeps retrying an unreachable broker.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// PublishTimeout is how long a publish keeps retrying while the broker
+	// connection is down.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+
+	Retry     RetryConfig     `yaml:"retry"`
+	GoChannel GoChannelConfig `yaml:"gochannel"`
+	AMQP      AMQPConfig      `yaml:"amqp"`
+	Redis     RedisConfig     `yaml:"redisstream"`
+}
+
+// RetryConfig is the exponential backoff applied to a failing handler.
+type RetryConfig struct {
+	MaxRetries      int           `yaml:"max_retries"`
+	InitialInterval time.Duration `yaml:"initial_interval"`
+	Multiplier      float64       `yaml:"multiplier"`
+	MaxInterval     time.Duration `yaml:"max_interval"`
+}
+
+// GoChannelConfig configures the in-process adapter.
+type GoChannelConfig struct {
+	// OutputBuffer is the per-subscriber channel buffer.
+	OutputBuffer int64 `yaml:"output_buffer"`
+}
+
+// AMQPConfig configures RabbitMQ: one durable topic exchange, routing key =
+// topic name, one queue per handler.
+type AMQPConfig struct {
+	URL      string `yaml:"url"`
+	Exchange string `yaml:"exchange"`
+	// Prefetch is how many unacknowledged deliveries a handler's consumer holds.
+	Prefetch int `yaml:"prefetch"`
+	// Durable declares the exchange and handler queues durable and publishes
+	// persistent messages, so they survive a broker restart.
+	Durable bool `yaml:"durable"`
+	// PublishChannels is the size of the publisher's channel pool.
+	PublishChannels int `yaml:"publish_channels"`
+}
+
+// RedisConfig configures Redis Streams: one stream per topic, one consumer
+// group per handler.
+type RedisConfig struct {
+	Addr     string `yaml:"addr"`
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	// GroupPrefix is prepended to handler names to form consumer group names.
+	GroupPrefix string `yaml:"group_prefix"`
+	// MaxLen caps each stream (XADD MAXLEN ~); 0 keeps every entry.
+	MaxLen int64 `yaml:"max_len"`
+	// ClaimInterval is how often pending entries of dead consumers are looked for.
+	ClaimInterval time.Duration `yaml:"claim_interval"`
+	// MaxIdleTime is how long an entry stays pending before another consumer claims it.
+	MaxIdleTime time.Duration `yaml:"max_idle_time"`
+	// BlockTime is how long one read waits for new entries.
+	BlockTime time.Duration `yaml:"block_time"`
+}
+
+// DefaultConfig is the zero-setup configuration: in-process gochannel.
+func DefaultConfig() Config {
+	return Config{
+		Adapter:        AdapterGoChannel,
+		PoisonTopic:    "platform.message.poisoned",
+		HandlerTimeout: 30 * time.Second,
+		CloseTimeout:   30 * time.Second,
+		ConnectTimeout: 30 * time.Second,
+		PublishTimeout: 10 * time.Second,
+		Retry: RetryConfig{
+			MaxRetries:      5,
+			InitialInterval: 100 * time.Millisecond,
+			Multiplier:      2,
+			MaxInterval:     10 * time.Second,
+		},
+		GoChannel: GoChannelConfig{OutputBuffer: 64},
+		AMQP: AMQPConfig{
+			URL:             "amqp://guest:guest@127.0.0.1:5672/",
+			Exchange:        "app.events",
+			Prefetch:        16,
+			Durable:         true,
+			PublishChannels: 8,
+		},
+		Redis: RedisConfig{
+			Addr:          "127.0.0.1:6379",
+			GroupPrefix:   "",
+			MaxLen:        1_000_000,
+			ClaimInterval: 5 * time.Second,
+			MaxIdleTime:   60 * time.Second,
+			BlockTime:     100 * time.Millisecond,
+		},
+	}
+}
+
+// Validate reports every invalid key, named by its path in the file.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("bus.%s: "+format, append([]any{key}, args...)...))
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be > 0, got %s", d)
+		}
+	}
+	switch c.Adapter {
+	case AdapterGoChannel:
+	case AdapterAMQP:
+		if c.AMQP.URL == "" {
+			bad("amqp.url", "required when bus.adapter is amqp")
+		}
+		if c.AMQP.Exchange == "" {
+			bad("amqp.exchange", "required when bus.adapter is amqp")
+		}
+		if c.AMQP.Prefetch < 1 {
+			bad("amqp.prefetch", "must be >= 1, got %d", c.AMQP.Prefetch)
+		}
+		if c.AMQP.PublishChannels < 1 {
+			bad("amqp.publish_channels", "must be >= 1, got %d", c.AMQP.PublishChannels)
+		}
+	case AdapterRedisStream:
+		if c.Redis.Addr == "" {
+			bad("redisstream.addr", "required when bus.adapter is redisstream")
+		}
+		if c.Redis.MaxLen < 0 {
+			bad("redisstream.max_len", "must be >= 0, got %d", c.Redis.MaxLen)
+		}
+		positive("redisstream.claim_interval", c.Redis.ClaimInterval)
+		positive("redisstream.max_idle_time", c.Redis.MaxIdleTime)
+		positive("redisstream.block_time", c.Redis.BlockTime)
+	default:
+		bad("adapter", "unknown adapter %q (want %s, %s or %s)", c.Adapter, AdapterGoChannel, AdapterAMQP, AdapterRedisStream)
+	}
+	if c.PoisonTopic == "" {
+		bad("poison_topic", "required")
+	}
+	positive("handler_timeout", c.HandlerTimeout)
+	positive("close_timeout", c.CloseTimeout)
+	positive("connect_timeout", c.ConnectTimeout)
+	positive("publish_timeout", c.PublishTimeout)
+	if c.Retry.MaxRetries < 0 {
+		bad("retry.max_retries", "must be >= 0, got %d", c.Retry.MaxRetries)
+	}
+	positive("retry.initial_interval", c.Retry.InitialInterval)
+	positive("retry.max_interval", c.Retry.MaxInterval)
+	if c.Retry.Multiplier < 1 {
+		bad("retry.multiplier", "must be >= 1, got %g", c.Retry.Multiplier)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,44 @@
+package bus
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+)
+
+// Module provides the application's *Bus, also as its Publisher. The bus
+// connects when first needed, starts with the app and closes (draining
+// in-flight handlers) when it stops.
+var Module = fx.Module("bus",
+	fx.Provide(
+		newForApp,
+		func(b *Bus) Publisher { return b },
+	),
+)
+
+// RegisterHandlers registers every handler contributed with [AsHandlers]; the
+// serving app invokes it, commands that only need the database do not.
+var RegisterHandlers = fx.Invoke(fx.Annotate(
+	func(b *Bus, hs []Handler) error { return b.Register(hs...) },
+	fx.ParamTags(``, `group:"bus.handlers"`),
+))
+
+// AsHandlers annotates a constructor returning []Handler so that its
+// handlers are registered on the application's bus.
+func AsHandlers(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"bus.handlers,flatten"`))
+}
+
+func newForApp(lc fx.Lifecycle, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Bus, error) {
+	b, err := New(context.Background(), cfg, Options{Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{
+		OnStart: b.Start,
+		OnStop:  func(context.Context) error { return b.Close() },
+	})
+	return b, nil
+}

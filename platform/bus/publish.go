@@ -1,0 +1,66 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+)
+
+// Publisher sends encoded events. [*Bus] sends them to the broker; a
+// transactional outbox would send them into a database transaction.
+type Publisher interface {
+	Publish(topic string, messages ...*message.Message) error
+}
+
+// Publish sends payload as an event of topic about the aggregate aggregateID.
+// Published from inside a handler, the event inherits the handled event's
+// correlation id and takes its id as causation id.
+func Publish[T any](ctx context.Context, p Publisher, topic Topic[T], aggregateID string, payload T) error {
+	msg, err := NewMessage(ctx, topic, aggregateID, payload)
+	if err != nil {
+		return err
+	}
+	if err := p.Publish(topic.Name(), msg); err != nil {
+		return fmt.Errorf("publish %s: %w", topic.Name(), err)
+	}
+	return nil
+}
+
+// NewMessage encodes payload and its envelope into a Watermill message, as
+// [Publish] does, for code that must hand messages to Watermill itself.
+func NewMessage[T any](ctx context.Context, topic Topic[T], aggregateID string, payload T) (*message.Message, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", topic.Name(), err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("event id: %w", err)
+	}
+	env := Envelope{
+		EventID:       id.String(),
+		EventType:     topic.Name(),
+		OccurredAt:    time.Now().UTC(),
+		AggregateID:   aggregateID,
+		AggregateType: topic.Aggregate(),
+		SchemaVersion: topic.Version(),
+		Source:        topic.Context(),
+	}
+	if parent, ok := EnvelopeFrom(ctx); ok {
+		env.CorrelationID, env.CausationID = parent.CorrelationID, parent.EventID
+	} else if env.CorrelationID = CorrelationID(ctx); env.CorrelationID == "" {
+		env.CorrelationID = env.EventID
+	}
+	msg := message.NewMessage(env.EventID, body)
+	env.setOn(msg)
+	// The message context carries the handler name (when publishing from a
+	// handler) and the topic to the metrics publisher decorator.
+	msg.SetContext(context.WithValue(ctx, publishTopicKey{}, topic.Name()))
+	return msg, nil
+}
+
+type publishTopicKey struct{}

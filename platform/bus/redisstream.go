@@ -1,0 +1,139 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisStreamAdapter writes one stream per topic (stream name = topic name)
+// and reads it with one consumer group per handler.
+type redisStreamAdapter struct {
+	cfg      RedisConfig
+	instance string
+	logger   watermill.LoggerAdapter
+	client   *redis.Client // the publisher's; subscribers open their own
+	pub      *redisstream.Publisher
+}
+
+func newRedisStream(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*redisStreamAdapter, error) {
+	a := &redisStreamAdapter{cfg: cfg.Redis, instance: instance, logger: logger}
+	a.client = a.newClient()
+	ping := func() error { return a.client.Ping(ctx).Err() }
+	if err := connectWithRetry(ctx, "redis "+cfg.Redis.Addr, cfg.ConnectTimeout, logger, ping); err != nil {
+		_ = a.client.Close()
+		return nil, err
+	}
+	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{
+		Client:        a.client,
+		Marshaller:    safeRedisMarshaller{},
+		DefaultMaxlen: cfg.Redis.MaxLen,
+	}, logger)
+	if err != nil {
+		_ = a.client.Close()
+		return nil, fmt.Errorf("redis publisher: %w", err)
+	}
+	a.pub = pub
+	return a, nil
+}
+
+func (a *redisStreamAdapter) newClient() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: a.cfg.Addr, Password: a.cfg.Password, DB: a.cfg.DB})
+}
+
+func (a *redisStreamAdapter) publisher() message.Publisher { return a.pub }
+
+func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
+	cfg := redisstream.SubscriberConfig{
+		Client:        a.newClient(), // closed by the subscriber
+		Unmarshaller:  safeRedisMarshaller{},
+		Consumer:      a.instance,
+		ConsumerGroup: a.cfg.GroupPrefix + h.name,
+		ClaimInterval: a.cfg.ClaimInterval,
+		MaxIdleTime:   a.cfg.MaxIdleTime,
+		BlockTime:     a.cfg.BlockTime,
+		// A new handler starts with the events published from now on, as a
+		// new AMQP queue does, instead of replaying the whole stream.
+		OldestId: "$",
+		// Without it the first read blocks forever and Close cannot stop it.
+		DisableIndefiniteInitialBlock: true,
+	}
+	if h.broadcast {
+		// No group: this instance reads the stream on its own, from its
+		// current end. The end is fixed now, not at the first read, so events
+		// published between start-up and that read are not skipped.
+		last, err := a.lastID(h.topic)
+		if err != nil {
+			_ = cfg.Client.Close()
+			return nil, false, err
+		}
+		cfg.ConsumerGroup, cfg.FanOutOldestId = "", last
+	}
+	sub, err := redisstream.NewSubscriber(cfg, a.logger)
+	if err != nil {
+		_ = cfg.Client.Close()
+		return nil, false, fmt.Errorf("redis subscriber for %s: %w", h.name, err)
+	}
+	return sub, true, nil
+}
+
+// lastID is the id of the newest entry of stream, or "0" when it is empty.
+func (a *redisStreamAdapter) lastID(stream string) (string, error) {
+	entries, err := a.client.XRevRangeN(context.Background(), stream, "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("redis: read end of stream %s: %w", stream, err)
+	}
+	if len(entries) == 0 {
+		return "0", nil
+	}
+	return entries[0].ID, nil
+}
+
+func (a *redisStreamAdapter) check(ctx context.Context) error {
+	if err := a.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+func (a *redisStreamAdapter) close() error {
+	// The publisher closes a.client.
+	return a.pub.Close()
+}
+
+// safeRedisMarshaller never fails to unmarshal: the subscriber ends its read
+// loop on the first unmarshal error, so one foreign entry in a stream would
+// silently stop the handler. Such an entry is instead marked so the handler
+// sends it to the poison topic.
+type safeRedisMarshaller struct {
+	redisstream.DefaultMarshallerUnmarshaller
+}
+
+func (m safeRedisMarshaller) Unmarshal(values map[string]any) (msg *message.Message, err error) {
+	defer func() {
+		// The default unmarshaller asserts field types and panics on others.
+		if r := recover(); r != nil {
+			msg, err = undecodableRedisEntry(values, fmt.Errorf("%v", r)), nil
+		}
+	}()
+	msg, err = m.DefaultMarshallerUnmarshaller.Unmarshal(values)
+	if err != nil {
+		return undecodableRedisEntry(values, err), nil
+	}
+	return msg, nil
+}
+
+func undecodableRedisEntry(values map[string]any, cause error) *message.Message {
+	payload, err := json.Marshal(values)
+	if err != nil {
+		payload = []byte(fmt.Sprint(values))
+	}
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	msg.Metadata.Set(metaUndecodable, "undecodable stream entry: "+cause.Error())
+	return msg
+}

@@ -1,0 +1,53 @@
+package httpx
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is an error with its HTTP status and a stable machine-readable code;
+// it is written as {"error": {"code": ..., "message": ...}}.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// Errorf builds an Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// The errors handlers return most.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, "bad_request", format, args...)
+}
+
+func NotFound(format string, args ...any) *Error {
+	return Errorf(http.StatusNotFound, "not_found", format, args...)
+}
+
+func Conflict(format string, args ...any) *Error {
+	return Errorf(http.StatusConflict, "conflict", format, args...)
+}
+
+func Forbidden(format string, args ...any) *Error {
+	return Errorf(http.StatusForbidden, "forbidden", format, args...)
+}
+
+func Unprocessable(format string, args ...any) *Error {
+	return Errorf(http.StatusUnprocessableEntity, "validation_failed", format, args...)
+}
+
+// asError maps any error to an Error; unknown errors are a 500 whose detail
+// stays in the logs.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Errorf(http.StatusInternalServerError, "internal", "internal error")
+}

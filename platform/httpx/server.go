@@ -1,0 +1,154 @@
+// Package httpx is the HTTP side of the shared kernel: contexts contribute
+// routes, the server adds JSON errors, body limits, correlation ids, panic
+// recovery, health, readiness and metrics endpoints.
+package httpx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/example/monolith/platform/bus"
+)
+
+// Config is the http section of the configuration file.
+type Config struct {
+	// Addr is the listen address, e.g. ":8080".
+	Addr string `yaml:"addr"`
+	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultConfig listens on :8080.
+func DefaultConfig() Config { return Config{Addr: ":8080", ShutdownTimeout: 15 * time.Second} }
+
+// Validate reports invalid keys by their path in the file.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr: %w", err))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("http.shutdown_timeout: must be > 0, got %s", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Route is one endpoint a context serves, with a net/http pattern such as
+// "POST /api/identity/users".
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Check is one dependency the readiness probe asks.
+type Check struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// NewHandler builds the application's HTTP handler: the routes, /healthz,
+// /readyz and /metrics, wrapped in recovery and correlation middleware.
+func NewHandler(routes []Route, checks []Check, gatherer prometheus.Gatherer, logger *slog.Logger) (http.Handler, error) {
+	mux := http.NewServeMux()
+	for _, r := range routes {
+		if err := register(mux, r.Pattern, r.Handler); err != nil {
+			return nil, err
+		}
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		failing := map[string]string{}
+		for _, c := range checks {
+			if err := c.Check(ctx); err != nil {
+				failing[c.Name] = err.Error()
+			}
+		}
+		if len(failing) > 0 {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return recoverer(logger, correlate(unmatchedAsJSON(mux))), nil
+}
+
+// unmatchedAsJSON answers requests no route matches with JSON errors (the
+// mux's own are plain text): 405 with Allow when the path exists under other
+// methods, 404 otherwise.
+func unmatchedAsJSON(mux *http.ServeMux) http.Handler {
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allowed []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			if len(allowed) > 0 {
+				w.Header().Set("Allow", strings.Join(allowed, ", "))
+				return Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s", r.Method, strings.Join(allowed, ", "))
+			}
+			return NotFound("no such endpoint")
+		}).ServeHTTP(w, r)
+	})
+}
+
+// register turns the mux's panic on a duplicate or malformed pattern into an error.
+func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("http route %q: %v", pattern, r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}
+
+// correlate gives each request a correlation id (X-Correlation-ID when the
+// caller sends one), echoes it, and hands it to events published while
+// serving the request.
+func correlate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Correlation-ID")
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Correlation-ID", id)
+		next.ServeHTTP(w, r.WithContext(bus.WithCorrelationID(r.Context(), id)))
+	})
+}
+
+func recoverer(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil && p != http.ErrAbortHandler {
+				logger.ErrorContext(r.Context(), "Panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": map[string]string{"code": "internal", "message": "internal error"}})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

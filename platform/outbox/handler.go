@@ -1,0 +1,33 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/outbox/internal/store"
+)
+
+// NewHandler is [bus.NewHandler] with exactly-once effects: fn runs in a
+// transaction that also records (name, event id) as processed, and every
+// d.InTx inside fn (given its ctx) joins that transaction, as does
+// [Publisher]. An event already recorded is acked without running fn; a
+// failure rolls back both the effects and the record, so the retry starts
+// clean.
+func NewHandler[T any](d *db.DB, name string, topic bus.Topic[T], fn func(context.Context, bus.Event[T]) error, opts ...bus.HandlerOption) bus.Handler {
+	return bus.NewHandler(name, topic, func(ctx context.Context, e bus.Event[T]) error {
+		return d.InTx(ctx, func(tx *db.Tx) error {
+			fresh, err := store.New(tx).MarkProcessed(ctx, store.MarkProcessedParams{
+				Handler: name, EventID: e.EventID, ProcessedAt: db.Now(),
+			})
+			if err != nil {
+				return fmt.Errorf("record event %s as processed by %s: %w", e.EventID, name, err)
+			}
+			if fresh == 0 {
+				return nil // a redelivery: the effects are already committed
+			}
+			return fn(db.WithTx(ctx, tx), e)
+		})
+	}, opts...)
+}

@@ -1,0 +1,89 @@
+// Package outbox makes a context's state changes and the events they cause
+// one transaction, and event handlers' effects exactly-once:
+//
+//   - [Publisher] writes events into the outbox table inside the caller's
+//     transaction; the [Relay] (Watermill's components/forwarder reading it
+//     through watermill-sql) forwards committed events to the bus, in
+//     commit order, at least once.
+//   - [NewHandler] records (handler, event id) in the transaction of the
+//     handler's own writes, so a redelivered event is acked without effect.
+//
+// Both work on SQLite and PostgreSQL.
+package outbox
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/components/forwarder"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/outbox/internal/store"
+)
+
+// Migrations creates processed_events, the record idempotent handlers keep;
+// the application applies it through Module, tests directly.
+var Migrations = store.Migrations
+
+// topic is the SQL topic events wait in: tables watermill_outbox and
+// watermill_offsets_outbox.
+const topic = "outbox"
+
+// Config is the outbox section of the configuration file.
+type Config struct {
+	// PollInterval is how often the relay looks for new events when idle.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// BatchSize is how many events the relay reads per query.
+	BatchSize int `yaml:"batch_size"`
+}
+
+// DefaultConfig polls every 50ms, 100 events at a time.
+func DefaultConfig() Config { return Config{PollInterval: 50 * time.Millisecond, BatchSize: 100} }
+
+// Validate reports invalid keys by their path in the file.
+func (c Config) Validate() error {
+	var errs []error
+	if c.PollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("outbox.poll_interval: must be > 0, got %s", c.PollInterval))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("outbox.batch_size: must be >= 1, got %d", c.BatchSize))
+	}
+	return errors.Join(errs...)
+}
+
+func schemaFor(driver string, batchSize int) (sql.SchemaAdapter, sql.OffsetsAdapter) {
+	if driver == db.DriverPostgres {
+		return sql.DefaultPostgreSQLSchema{SubscribeBatchSize: batchSize}, sql.DefaultPostgreSQLOffsetsAdapter{}
+	}
+	return sqliteSchema{batchSize: batchSize}, sqliteOffsets{}
+}
+
+// Publisher returns a publisher that writes events into tx's outbox: they
+// reach the bus once, and only if, tx commits.
+//
+//	err := d.InTx(ctx, func(tx *db.Tx) error {
+//		if err := store.New(tx).CreateUser(ctx, params); err != nil {
+//			return err
+//		}
+//		return bus.Publish(ctx, outbox.Publisher(tx), topics.UserRegistered, id, payload)
+//	})
+func Publisher(tx *db.Tx) bus.Publisher { return txPublisher{tx} }
+
+type txPublisher struct{ tx *db.Tx }
+
+// Publish wraps msgs in forwarder envelopes naming their topic and inserts
+// them into the outbox table within the transaction.
+func (p txPublisher) Publish(destination string, msgs ...*message.Message) error {
+	schema, _ := schemaFor(p.tx.Driver, 1)
+	pub, err := sql.NewPublisher(sql.TxFromStdSQL(p.tx.Tx), sql.PublisherConfig{SchemaAdapter: schema}, watermill.NopLogger{})
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: topic}).Publish(destination, msgs...)
+}

@@ -1,0 +1,111 @@
+package poison
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/example/monolith/platform/httpx"
+)
+
+// Routes serve the poison store under /api/ops/poison.
+func Routes(s *Store) []httpx.Route {
+	h := handlers{s}
+	return []httpx.Route{
+		{Pattern: "GET /api/ops/poison", Handler: httpx.HandlerFunc(h.list)},
+		{Pattern: "GET /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.show)},
+		{Pattern: "POST /api/ops/poison/{id}/replay", Handler: httpx.HandlerFunc(h.replay)},
+		{Pattern: "POST /api/ops/poison/replay", Handler: httpx.HandlerFunc(h.replayAll)},
+		{Pattern: "DELETE /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.purge)},
+		{Pattern: "DELETE /api/ops/poison", Handler: httpx.HandlerFunc(h.purgeAll)},
+	}
+}
+
+type handlers struct{ s *Store }
+
+func filterOf(r *http.Request) (Filter, error) {
+	f := Filter{Topic: r.URL.Query().Get("topic"), Handler: r.URL.Query().Get("handler")}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return Filter{}, httpx.BadRequest("limit must be an integer from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (h handlers) list(w http.ResponseWriter, r *http.Request) error {
+	f, err := filterOf(r)
+	if err != nil {
+		return err
+	}
+	msgs, err := h.s.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	total, err := h.s.Count(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": msgs, "total": total})
+	return nil
+}
+
+func (h handlers) show(w http.ResponseWriter, r *http.Request) error {
+	m, err := h.s.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return notFound(err)
+	}
+	httpx.WriteJSON(w, http.StatusOK, m)
+	return nil
+}
+
+func (h handlers) replay(w http.ResponseWriter, r *http.Request) error {
+	if err := h.s.Replay(r.Context(), r.PathValue("id")); err != nil {
+		return notFound(err)
+	}
+	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": 1})
+	return nil
+}
+
+func (h handlers) replayAll(w http.ResponseWriter, r *http.Request) error {
+	f, err := filterOf(r)
+	if err != nil {
+		return err
+	}
+	n, err := h.s.ReplayAll(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": n})
+	return nil
+}
+
+func (h handlers) purge(w http.ResponseWriter, r *http.Request) error {
+	if err := h.s.Purge(r.Context(), r.PathValue("id")); err != nil {
+		return notFound(err)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"purged": 1})
+	return nil
+}
+
+func (h handlers) purgeAll(w http.ResponseWriter, r *http.Request) error {
+	f, err := filterOf(r)
+	if err != nil {
+		return err
+	}
+	n, err := h.s.PurgeAll(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"purged": n})
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return httpx.NotFound("no poisoned message with that id")
+	}
+	return err
+}

@@ -1,0 +1,23 @@
+-- name: SavePoisoned :exec
+INSERT INTO poison_messages (id, message_id, topic, handler, reason, attempts, payload, metadata, poisoned_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (handler, message_id) DO UPDATE SET
+    reason = excluded.reason, attempts = excluded.attempts, poisoned_at = excluded.poisoned_at;
+
+-- name: ListPoisoned :many
+SELECT * FROM poison_messages
+WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
+  AND (CAST(sqlc.arg(handler) AS TEXT) = '' OR handler = sqlc.arg(handler))
+ORDER BY poisoned_at, id
+LIMIT sqlc.arg(max_rows);
+
+-- name: GetPoisoned :one
+SELECT * FROM poison_messages WHERE id = $1;
+
+-- name: DeletePoisoned :execrows
+DELETE FROM poison_messages WHERE id = $1;
+
+-- name: CountPoisoned :one
+SELECT COUNT(*) FROM poison_messages
+WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
+  AND (CAST(sqlc.arg(handler) AS TEXT) = '' OR handler = sqlc.arg(handler));

@@ -1,0 +1,21 @@
+package poison
+
+import (
+	"go.uber.org/fx"
+
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/httpx"
+	"github.com/example/monolith/platform/poison/internal/store"
+)
+
+// Module provides the *Store, its table, the handler that fills it and its
+// HTTP routes.
+var Module = fx.Module("poison",
+	db.ProvideMigrations(store.Migrations),
+	fx.Provide(
+		NewStore,
+		bus.AsHandlers(func(s *Store) []bus.Handler { return []bus.Handler{s.Handler()} }),
+		httpx.AsRoutes(Routes),
+	),
+)

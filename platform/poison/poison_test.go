@@ -1,0 +1,174 @@
+package poison_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/db/dbtest"
+	"github.com/example/monolith/platform/httpx"
+	"github.com/example/monolith/platform/outbox"
+	"github.com/example/monolith/platform/poison"
+	"github.com/example/monolith/platform/poison/internal/store"
+)
+
+type forwarded struct {
+	mu   sync.Mutex
+	msgs map[string]*message.Message // by topic
+}
+
+func (f *forwarded) Publish(topic string, msgs ...*message.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range msgs {
+		f.msgs[topic] = m
+	}
+	return nil
+}
+
+func (f *forwarded) Close() error { return nil }
+
+func (f *forwarded) get(topic string) *message.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.msgs[topic]
+}
+
+func poisoned(id, topic, handler string) bus.PoisonedMessage {
+	return bus.PoisonedMessage{
+		ID: id, Topic: topic, Handler: handler, Reason: "boom\nstack...", Attempts: 6, Payload: []byte(`{"n":1}`),
+		Metadata: map[string]string{
+			bus.MetaEventID: id, bus.MetaCorrelationID: "corr-" + id, middleware.ReasonForPoisonedKey: "boom",
+			middleware.PoisonedTopicKey: topic, middleware.PoisonedHandlerKey: handler, bus.MetaAttempts: "6",
+		},
+	}
+}
+
+func TestStoreListReplayPurge(t *testing.T) {
+	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		out := &forwarded{msgs: map[string]*message.Message{}}
+		relay, err := outbox.NewRelay(d, out, outbox.Config{PollInterval: 10 * time.Millisecond, BatchSize: 10}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := relay.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer relay.Close()
+
+		s := poison.NewStore(d)
+		for _, p := range []bus.PoisonedMessage{
+			poisoned("e1", "shop.order.placed", "billing.charge"),
+			poisoned("e2", "shop.order.placed", "mail.confirm"),
+			poisoned("e3", "shop.order.cancelled", "billing.charge"),
+			poisoned("e1", "shop.order.placed", "billing.charge"), // a redelivery: same row
+		} {
+			if err := s.Save(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := s.List(ctx, poison.Filter{})
+		if err != nil || len(all) != 3 {
+			t.Fatalf("List = %d messages, %v; want 3", len(all), err)
+		}
+		charge, _ := s.List(ctx, poison.Filter{Handler: "billing.charge"})
+		placedCharge, _ := s.List(ctx, poison.Filter{Topic: "shop.order.placed", Handler: "billing.charge"})
+		if len(charge) != 2 || len(placedCharge) != 1 || placedCharge[0].MessageID != "e1" {
+			t.Fatalf("filters: handler %d, topic+handler %v", len(charge), placedCharge)
+		}
+		got, err := s.Get(ctx, placedCharge[0].ID)
+		if err != nil || got.Reason != "boom\nstack..." || got.Attempts != 6 || string(got.Payload) != `{"n":1}` || got.Metadata[bus.MetaCorrelationID] != "corr-e1" {
+			t.Fatalf("Get = %+v, %v", got, err)
+		}
+
+		if err := s.Replay(ctx, got.ID); err != nil {
+			t.Fatal(err)
+		}
+		var replayed *message.Message
+		for deadline := time.Now().Add(10 * time.Second); replayed == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			replayed = out.get("shop.order.placed")
+		}
+		if replayed == nil {
+			t.Fatal("replayed message never reached the bus")
+		}
+		md := replayed.Metadata
+		if replayed.UUID != "e1" || md.Get(bus.MetaCorrelationID) != "corr-e1" || md.Get(bus.MetaReplayFor) != "billing.charge" ||
+			md.Get(middleware.ReasonForPoisonedKey) != "" || md.Get(bus.MetaAttempts) != "" || string(replayed.Payload) != `{"n":1}` {
+			t.Fatalf("replayed %s %v %s: want the original id, correlation and payload, addressed to billing.charge, poison marks removed", replayed.UUID, md, replayed.Payload)
+		}
+		if _, err := s.Get(ctx, got.ID); !errors.Is(err, poison.ErrNotFound) {
+			t.Fatalf("a replayed message stays in the store: %v", err)
+		}
+		if err := s.Purge(ctx, "nope"); !errors.Is(err, poison.ErrNotFound) {
+			t.Fatalf("Purge(unknown) = %v", err)
+		}
+		n, err := s.PurgeAll(ctx, poison.Filter{Topic: "shop.order.cancelled"})
+		if err != nil || n != 1 {
+			t.Fatalf("PurgeAll = %d, %v", n, err)
+		}
+		if left, _ := s.Count(ctx, poison.Filter{}); left != 1 {
+			t.Fatalf("%d messages left, want 1", left)
+		}
+	})
+}
+
+func TestHTTP(t *testing.T) {
+	d := dbtest.Open(t, db.DriverSQLite, store.Migrations)
+	s := poison.NewStore(d)
+	for _, id := range []string{"a", "b"} {
+		if err := s.Save(context.Background(), poisoned(id, "shop.order.placed", "billing.charge")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := httpx.NewHandler(poison.Routes(s), nil, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path string) (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+		var body map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	code, body := do("GET", "/api/ops/poison?handler=billing.charge&limit=1")
+	msgs, _ := body["messages"].([]any)
+	if code != http.StatusOK || len(msgs) != 1 || body["total"] != float64(2) {
+		t.Fatalf("list = %d %v", code, body)
+	}
+	id := msgs[0].(map[string]any)["id"].(string)
+	if code, body := do("GET", "/api/ops/poison/"+id); code != http.StatusOK || body["handler"] != "billing.charge" {
+		t.Fatalf("show = %d %v", code, body)
+	}
+	if code, _ := do("GET", "/api/ops/poison/missing"); code != http.StatusNotFound {
+		t.Fatalf("show missing = %d", code)
+	}
+	if code, _ := do("GET", "/api/ops/poison?limit=zero"); code != http.StatusBadRequest {
+		t.Fatalf("bad limit = %d", code)
+	}
+	if code, body := do("DELETE", "/api/ops/poison/"+id); code != http.StatusOK || body["purged"] != float64(1) {
+		t.Fatalf("purge = %d %v", code, body)
+	}
+	if code, body := do("DELETE", "/api/ops/poison?topic=shop.order.placed"); code != http.StatusOK || body["purged"] != float64(1) {
+		t.Fatalf("purge all = %d %v", code, body)
+	}
+	if code, body := do("GET", "/api/ops/poison"); code != http.StatusOK || !strings.Contains(marshal(body), `"total":0`) {
+		t.Fatalf("after purge = %d %v", code, body)
+	}
+}
+
+func marshal(v any) string { b, _ := json.Marshal(v); return string(b) }

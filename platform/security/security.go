@@ -1,0 +1,27 @@
+// Package security holds the security policy the configuration file sets.
+package security
+
+import (
+	"fmt"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is the security section of the configuration file.
+type Config struct {
+	// BcryptCost is the work factor of password hashes (4-31). Each step
+	// doubles the time a hash takes: 10 is ~50ms on a modern core. Lower it
+	// only for load tests.
+	BcryptCost int `yaml:"bcrypt_cost"`
+}
+
+// DefaultConfig uses bcrypt's default cost.
+func DefaultConfig() Config { return Config{BcryptCost: bcrypt.DefaultCost} }
+
+// Validate reports invalid keys by their path in the file.
+func (c Config) Validate() error {
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		return fmt.Errorf("security.bcrypt_cost: must be %d to %d, got %d", bcrypt.MinCost, bcrypt.MaxCost, c.BcryptCost)
+	}
+	return nil
+}

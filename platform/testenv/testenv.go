@@ -1,0 +1,71 @@
+// Package testenv locates the real services integration tests talk to and
+// decides what happens when one is unreachable: the test is skipped with a
+// one-line reason, or fails when REQUIRE_SERVICES=1 (as in CI).
+package testenv
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+)
+
+// Addresses of the local services, overridable by environment variables.
+var (
+	AMQPURL     = env("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+	RedisAddr   = env("TEST_REDIS_ADDR", "127.0.0.1:6379")
+	PostgresDSN = env("TEST_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+)
+
+// RequireAMQP makes sure RabbitMQ is reachable, and returns its URL.
+func RequireAMQP(t testing.TB) string {
+	t.Helper()
+	require(t, "RabbitMQ", hostOf(AMQPURL))
+	return AMQPURL
+}
+
+// RequireRedis makes sure Redis is reachable, and returns its address.
+func RequireRedis(t testing.TB) string {
+	t.Helper()
+	require(t, "Redis", RedisAddr)
+	return RedisAddr
+}
+
+// RequirePostgres makes sure PostgreSQL is reachable, and returns its DSN.
+func RequirePostgres(t testing.TB) string {
+	t.Helper()
+	require(t, "PostgreSQL", hostOf(PostgresDSN))
+	return PostgresDSN
+}
+
+// required reports whether unreachable services fail tests instead of skipping them.
+func required() bool { return os.Getenv("REQUIRE_SERVICES") == "1" }
+
+func require(t testing.TB, name, addr string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		_ = conn.Close()
+		return
+	}
+	if required() {
+		t.Fatalf("%s unreachable at %s (REQUIRE_SERVICES=1): %v", name, addr, err)
+	}
+	t.Skipf("%s unreachable at %s: %v (set REQUIRE_SERVICES=1 to fail instead)", name, addr, err)
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return rawURL
+	}
+	return u.Host
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,3 @@
+package alpha
+
+import _ "github.com/example/monolith/contexts/beta"
