@@ -54,30 +54,26 @@ func TestFaults(t *testing.T) {
 }
 
 func connectionsDropped(t *testing.T, b *apptest.Broker) {
+	const drops = 5
 	d := deploy(t, b, 2)
 	var faultEnd time.Time
-	var drops atomic.Int64
 	d.load(users, func(progress func() int) {
-		// A drop every 250ms; rabbitmqctl takes about a second, so they overlap.
-		var wg sync.WaitGroup
-		for progress() < users {
-			wg.Go(func() {
-				b.Drop(t)
-				drops.Add(1)
-			})
-			time.Sleep(250 * time.Millisecond)
+		// One drop at every sixth of the load, each once the clients have
+		// reconnected from the one before and made progress.
+		for i := 1; i <= drops; i++ {
+			waitProgress(t, progress, users*i/(drops+1))
+			b.Drop(t)
 		}
-		wg.Wait()
 		faultEnd = time.Now()
 	})
-	d.report(fmt.Sprintf("connections dropped %d times during the load", drops.Load()), faultEnd, 0)
+	d.report(fmt.Sprintf("connections dropped %d times during the load", drops), faultEnd, 0)
 }
 
 func brokerRestarted(t *testing.T, b *apptest.Broker) {
 	d := deploy(t, b, 2)
 	var faultEnd time.Time
 	d.load(users, func(progress func() int) {
-		waitProgress(progress, users/3)
+		waitProgress(t, progress, users/3)
 		down := b.Restart(t)
 		faultEnd = time.Now()
 		t.Logf("broker down for %s", down.Round(time.Millisecond))
@@ -89,7 +85,7 @@ func consumerKilled(t *testing.T, b *apptest.Broker) {
 	d := deploy(t, b, 2)
 	var faultEnd time.Time
 	d.load(users, func(progress func() int) {
-		waitProgress(progress, users/3)
+		waitProgress(t, progress, users/3)
 		d.remove(d.instances()[1]).Kill(t)
 		faultEnd = time.Now()
 	})
@@ -100,7 +96,7 @@ func gracefulRestart(t *testing.T, b *apptest.Broker) {
 	d := deploy(t, b, 2)
 	var faultEnd time.Time
 	d.load(users, func(progress func() int) {
-		waitProgress(progress, users/3)
+		waitProgress(t, progress, users/3)
 		d.remove(d.instances()[1]).Stop(t) // fails the test unless it exits 0
 		d.add(d.start())
 		faultEnd = time.Now()
@@ -262,8 +258,18 @@ func (d *deployment) load(n int, fault func(progress func() int)) {
 	wg.Wait()
 }
 
-func waitProgress(progress func() int, n int) {
-	for progress() < n {
+// waitProgress waits until n users are registered; a load that stalls for
+// two minutes fails the test.
+func waitProgress(t *testing.T, progress func() int, n int) {
+	last, since := progress(), time.Now()
+	for p := last; p < n; p = progress() {
+		if p != last {
+			last, since = p, time.Now()
+		}
+		if time.Since(since) > 2*time.Minute {
+			t.Errorf("load stalled at %d of %d users", p, n)
+			return
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
@@ -23,12 +25,16 @@ type amqpAdapter struct {
 	logger   watermill.LoggerAdapter
 	pubConn  *amqp.ConnectionWrapper
 	subConn  *amqp.ConnectionWrapper
-	pub      *amqp.Publisher
+	pub      *renewingAMQPPublisher
 }
 
 func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*amqpAdapter, error) {
 	a := &amqpAdapter{cfg: cfg.AMQP, instance: instance, logger: logger}
-	conn := amqp.ConnectionConfig{AmqpURI: cfg.AMQP.URL, Reconnect: amqp.DefaultReconnectConfig()}
+	reconnect := amqp.DefaultReconnectConfig()
+	// The default grows to 60s between attempts: a broker back after a
+	// restart would then wait up to a minute for its clients.
+	reconnect.BackoffMaxInterval = 5 * time.Second
+	conn := amqp.ConnectionConfig{AmqpURI: cfg.AMQP.URL, Reconnect: reconnect}
 	dial := func() (err error) {
 		if a.pubConn == nil {
 			if a.pubConn, err = amqp.NewConnection(conn, logger); err != nil {
@@ -44,12 +50,11 @@ func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.
 		}
 		return nil, err
 	}
-	pub, err := amqp.NewPublisherWithConnection(a.config(Handler{}), logger, a.pubConn)
-	if err != nil {
+	a.pub = &renewingAMQPPublisher{config: a.config(Handler{}), conn: a.pubConn, logger: logger}
+	if _, err := a.pub.current(); err != nil {
 		_ = a.close()
 		return nil, fmt.Errorf("amqp publisher: %w", err)
 	}
-	a.pub = pub
 	return a, nil
 }
 
@@ -142,4 +147,80 @@ func (m safeAMQPMarshaler) Unmarshal(d amqp091.Delivery) (*message.Message, erro
 		msg.UUID = watermill.NewUUID()
 	}
 	return msg, nil
+}
+
+// renewingAMQPPublisher replaces its Watermill publisher after a failed
+// publish. The pooled channel provider of watermill-amqp v3.1.0 drops a
+// channel from its pool when reopening it fails during a reconnect, so the
+// pool shrinks with every outage until Publish blocks forever, and closing
+// the publisher then panics on the channel it could not reopen. A fresh
+// publisher opens a full pool on the current connection.
+type renewingAMQPPublisher struct {
+	config amqp.Config
+	conn   *amqp.ConnectionWrapper
+	logger watermill.LoggerAdapter
+
+	mu     sync.Mutex
+	pub    *amqp.Publisher // nil after a failure, until the next publish
+	closed bool
+}
+
+func (p *renewingAMQPPublisher) Publish(topic string, msgs ...*message.Message) error {
+	pub, err := p.current()
+	if err != nil {
+		return err
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		p.discard(pub)
+		return err
+	}
+	return nil
+}
+
+// current returns the publisher, opening a new one if the last one failed.
+func (p *renewingAMQPPublisher) current() (*amqp.Publisher, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("amqp publisher closed")
+	}
+	if p.pub == nil {
+		pub, err := amqp.NewPublisherWithConnection(p.config, p.logger, p.conn)
+		if err != nil {
+			return nil, err
+		}
+		p.pub = pub
+	}
+	return p.pub, nil
+}
+
+// discard closes pub unless it was already replaced; publishes waiting for
+// one of its channels then fail and are retried on the next publisher.
+func (p *renewingAMQPPublisher) discard(pub *amqp.Publisher) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pub == pub {
+		p.pub = nil
+		closeAMQPPublisher(pub)
+	}
+}
+
+func (p *renewingAMQPPublisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.pub != nil {
+		closeAMQPPublisher(p.pub)
+		p.pub = nil
+	}
+	return nil
+}
+
+// closeAMQPPublisher closes pub, surviving the nil channel a failed reopen
+// leaves in its pool (see renewingAMQPPublisher). The channels it cannot
+// close stay open until their connection ends, which the connection's own
+// close at shutdown or the broker's drop that caused the failure does.
+func closeAMQPPublisher(pub *amqp.Publisher) {
+	defer func() { _ = recover() }()
+	_ = pub.Close()
 }

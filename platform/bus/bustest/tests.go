@@ -291,28 +291,67 @@ func testReconnect(t *testing.T, s *suite) {
 	if s.a.DropConnections == nil {
 		t.Skip("adapter has no connection to drop")
 	}
+	const before, total, publishers = 10, 2000, 32
 	topic := s.topic("reconnected")
 	r := newRecorder()
-	bs := s.start(s.config(), nil, bus.NewHandler(s.handlerName("resilient"), topic, r.handle))
-	s.publish(bs, topic, items(10)...)
-	eventually(t, wait, "events before the drop are handled", func() bool { return r.len() == 10 })
+	cfg := s.config()
+	// Fewer publish channels than concurrent publishers: a channel lost in
+	// the reconnect would starve the publishers that wait for one.
+	cfg.AMQP.PublishChannels = 2
+	bs := s.start(cfg, nil, bus.NewHandler(s.handlerName("resilient"), topic, r.handle))
+	s.publish(bs, topic, items(before)...)
+	eventually(t, wait, "events before the drop are handled", func() bool { return r.len() == before })
 
-	s.a.DropConnections(t)
-	// Publish returns nil only once the broker has the event; each must arrive.
-	for i := 10; i < 60; i++ {
-		s.publish(bs, topic, Item{N: i})
+	// Publishers keep going through the drop. A publish that returned nil
+	// must be delivered; one that failed is tried again, as a caller would.
+	var next atomic.Int64
+	next.Store(before)
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for n := int(next.Add(1) - 1); n < total; n = int(next.Add(1) - 1) {
+				for bus.Publish(context.Background(), bs, topic, "", Item{N: n}) != nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
 	}
-	eventually(t, 60*time.Second, "every event published after the drop is handled", func() bool {
+	eventually(t, wait, "publishing under way", func() bool { return next.Load() > before+50 })
+	s.a.DropConnections(t)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("publishers stuck after the drop: %d of %d events published", next.Load(), total)
+	}
+	eventually(t, 60*time.Second, "every event is handled", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		seen := map[int]bool{}
 		for _, e := range r.events {
 			seen[e.Payload.N] = true
 		}
-		return len(seen) == 60
+		return len(seen) == total
 	})
 	if err := bs.Check(context.Background()); err != nil {
 		t.Fatalf("health check after reconnect: %v", err)
+	}
+	// A second drop, now that the publisher was renewed once.
+	s.a.DropConnections(t)
+	s.publish(bs, topic, Item{N: total})
+	eventually(t, 60*time.Second, "an event published after a second drop is handled", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, e := range r.events {
+			if e.Payload.N == total {
+				return true
+			}
+		}
+		return false
+	})
+	if err := bs.Close(); err != nil {
+		t.Fatalf("close after reconnects: %v", err)
 	}
 }
 
