@@ -217,9 +217,9 @@ func (p *renewingAMQPPublisher) Close() error {
 }
 
 // closeAMQPPublisher closes pub, surviving the nil channel a failed reopen
-// leaves in its pool (see renewingAMQPPublisher). The channels it cannot
-// close stay open until their connection ends, which the connection's own
-// close at shutdown or the broker's drop that caused the failure does.
+// leaves in its pool (see renewingAMQPPublisher). Pool channels after that
+// one are left to their connection: dropped with it by the broker, or closed
+// with it when the bus closes.
 func closeAMQPPublisher(pub *amqp.Publisher) {
 	defer func() { _ = recover() }()
 	_ = pub.Close()
