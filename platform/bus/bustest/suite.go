@@ -187,6 +187,17 @@ func (r *recorder) len() int {
 	return len(r.events)
 }
 
+// ns is the set of item numbers received, whatever the duplicates.
+func (r *recorder) ns() map[int]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[int]bool, len(r.events))
+	for _, e := range r.events {
+		seen[e.Payload.N] = true
+	}
+	return seen
+}
+
 func (r *recorder) snapshot() []bus.Event[Item] {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -325,31 +325,14 @@ func testReconnect(t *testing.T, s *suite) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("publishers stuck after the drop: %d of %d events published", next.Load(), total)
 	}
-	eventually(t, 60*time.Second, "every event is handled", func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		seen := map[int]bool{}
-		for _, e := range r.events {
-			seen[e.Payload.N] = true
-		}
-		return len(seen) == total
-	})
+	eventually(t, 60*time.Second, "every event is handled", func() bool { return len(r.ns()) == total })
 	if err := bs.Check(context.Background()); err != nil {
 		t.Fatalf("health check after reconnect: %v", err)
 	}
 	// A second drop, now that the publisher was renewed once.
 	s.a.DropConnections(t)
 	s.publish(bs, topic, Item{N: total})
-	eventually(t, 60*time.Second, "an event published after a second drop is handled", func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, e := range r.events {
-			if e.Payload.N == total {
-				return true
-			}
-		}
-		return false
-	})
+	eventually(t, 60*time.Second, "an event published after a second drop is handled", func() bool { return r.ns()[total] })
 	if err := bs.Close(); err != nil {
 		t.Fatalf("close after reconnects: %v", err)
 	}
