@@ -2,9 +2,13 @@
 .DEFAULT_GOAL := help
 GO ?= go
 CONFIG ?= configs/app.yaml
-SQLC := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
+# sqlc is pinned in tools/go.mod, a module of its own so its dependencies
+# stay out of the application's go.mod.
+SQLC := $(GO) tool -modfile=tools/go.mod sqlc
+# Every store owns its sqlc.yaml beside its migrations and queries.
+SQLC_CONFIGS = $(shell find contexts platform -name sqlc.yaml | sort)
 
-.PHONY: help run test bench generate check-generated lint build
+.PHONY: help run test bench generate check-generated lint build context context-remove
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,11 +30,17 @@ test: check-generated lint ## run every test (service tests skip when their serv
 bench: ## run the bus and outbox relay benchmarks against every adapter
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./platform/bus/ ./platform/outbox/
 
-generate: ## regenerate the sqlc code from migrations and queries
-	$(SQLC) generate
+generate: ## regenerate the sqlc code of every store from its migrations and queries
+	@for f in $(SQLC_CONFIGS); do echo "sqlc generate -f $$f"; $(SQLC) generate -f $$f || exit 1; done
 
-check-generated: ## fail when the committed sqlc code is stale
-	$(SQLC) diff
+check-generated: ## fail when the committed sqlc code of any store is stale
+	@for f in $(SQLC_CONFIGS); do $(SQLC) diff -f $$f || { echo "stale: $$f (run make generate)"; exit 1; }; done
+
+context: ## add a bounded context: make context NAME=billing [AGGREGATE=invoice]
+	$(GO) run ./cmd/scaffold context $(if $(AGGREGATE),-aggregate $(AGGREGATE)) $(NAME)
+
+context-remove: ## remove a bounded context: make context-remove NAME=billing
+	$(GO) run ./cmd/scaffold remove-context $(NAME)
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

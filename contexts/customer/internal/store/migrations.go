@@ -1,5 +1,5 @@
 // Package store is customer's persistence: its migrations and the
-// sqlc-generated queries over them (generated from sqlc.yaml at the root).
+// sqlc-generated queries over them (generated from sqlc.yaml beside them).
 package store
 
 import (

@@ -1,5 +1,5 @@
 // Package store is the settings context's persistence: its migrations and the
-// sqlc-generated queries over them (generated from sqlc.yaml at the root).
+// sqlc-generated queries over them (generated from sqlc.yaml beside them).
 // JSON values are kept as text; the app package encodes and decodes them.
 package store
 
