@@ -50,8 +50,8 @@ type Instance struct {
 	done chan error
 }
 
-// Start runs the binary on the configuration file (from the repository root)
-// with extra environment, waits until it is ready, and stops it with SIGTERM
+// Start runs the binary on the configuration file (an absolute path, or one
+// from the repository root) with extra environment, waits until it is ready, and stops it with SIGTERM
 // at the end of the test, checking it exits 0.
 func Start(t *testing.T, config string, env ...string) *Instance {
 	t.Helper()
@@ -61,7 +61,10 @@ func Start(t *testing.T, config string, env ...string) *Instance {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	cmd := exec.Command(Binary, "--config", filepath.Join("..", config))
+	if !filepath.IsAbs(config) {
+		config = filepath.Join("..", config)
+	}
+	cmd := exec.Command(Binary, "--config", config)
 	cmd.Env = append(os.Environ(), append([]string{"APP_HTTP_ADDR=" + addr, "APP_LOG_FORMAT=text"}, env...)...)
 	logs := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
