@@ -1,12 +1,14 @@
 package e2e_test
 
 import (
+	"context"
 	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -34,34 +36,53 @@ func TestMigrateCommandNeedsNoBroker(t *testing.T) {
 
 func TestBadConfigurationStopsStartUpNamingTheKey(t *testing.T) {
 	dir := t.TempDir()
+	// Each command builds the graph with the contexts, so each must refuse
+	// a bad context section, not only serve.
+	every := []string{"serve", "migrate", "poison list"}
 	tests := []struct {
 		name, yaml string
 		env        []string
 		want       string
+		commands   []string
 	}{
-		{"unknown key", "bus:\n  adapter: amqp\n  amqp:\n    ulr: amqp://x\n", nil, `unknown key "bus.amqp.ulr"`},
-		{"unknown adapter", "bus:\n  adapter: kafka\n", nil, `bus.adapter: unknown adapter "kafka"`},
-		{"malformed duration", "bus:\n  close_timeout: soon\n", nil, `bus.close_timeout: invalid duration "soon"`},
-		{"missing url", "bus:\n  adapter: amqp\n  amqp:\n    url: \"\"\n", nil, "bus.amqp.url: required"},
-		{"bad env override", "", []string{"APP_HTTP_SHUTDOWN_TIMEOUT=later"}, "APP_HTTP_SHUTDOWN_TIMEOUT (http.shutdown_timeout)"},
+		{"unknown key", "bus:\n  adapter: amqp\n  amqp:\n    ulr: amqp://x\n", nil, `unknown key "bus.amqp.ulr"`, every},
+		{"unknown adapter", "bus:\n  adapter: kafka\n", nil, `bus.adapter: unknown adapter "kafka"`, every},
+		{"malformed duration", "bus:\n  close_timeout: soon\n", nil, `bus.close_timeout: invalid duration "soon"`, every},
+		{"missing url", "bus:\n  adapter: amqp\n  amqp:\n    url: \"\"\n", nil, "bus.amqp.url: required", every},
+		{"bad env override", "", []string{"APP_HTTP_SHUTDOWN_TIMEOUT=later"}, "APP_HTTP_SHUTDOWN_TIMEOUT (http.shutdown_timeout)", every},
 		{"unreachable broker", "bus:\n  adapter: redisstream\n  connect_timeout: 500ms\n  redisstream:\n    addr: 127.0.0.1:1\n",
-			[]string{"APP_DATABASE_DSN=" + filepath.Join(dir, "app.db")}, "bus: cannot connect to redis 127.0.0.1:1"},
+			nil, "bus: cannot connect to redis 127.0.0.1:1", []string{"serve"}},
+		{"unknown key in a context section", "contexts:\n  identity:\n    bcrypt_cots: 4\n", nil,
+			`config: unknown key "contexts.identity.bcrypt_cots" (line 3)`, every},
+		{"unclaimed context section", "contexts:\n  identity:\n    bcrypt_cost: 4\n  billin:\n    plan: free\n", nil,
+			`config: unknown key "contexts.billin" (line 4)`, every},
+		{"invalid value in a context section", "contexts:\n  identity:\n    bcrypt_cost: 2\n", nil,
+			"config: contexts.identity.bcrypt_cost: must be 4 to 31, got 2", every},
+		{"malformed context env override", "", []string{"APP_CONTEXTS_IDENTITY_BCRYPT_COST=lots"},
+			`config: APP_CONTEXTS_IDENTITY_BCRYPT_COST (contexts.identity.bcrypt_cost): invalid integer "lots"`, every},
+		{"invalid context env override", "contexts:\n  identity:\n    bcrypt_cost: 12\n", []string{"APP_CONTEXTS_IDENTITY_BCRYPT_COST=32"},
+			"config: contexts.identity.bcrypt_cost: must be 4 to 31, got 32", every},
 	}
 	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, "config"+string(rune('a'+i))+".yaml")
-			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(apptest.Binary, "--config", path)
-			cmd.Env = append(os.Environ(), tt.env...)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("app started with a bad configuration:\n%s", out)
-			}
-			if !strings.Contains(string(out), tt.want) {
-				t.Fatalf("output does not name the problem %q:\n%s", tt.want, out)
-			}
-		})
+		path := filepath.Join(dir, "config"+string(rune('a'+i))+".yaml")
+		if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, command := range tt.commands {
+			t.Run(tt.name+"/"+command, func(t *testing.T) {
+				// A start-up that wrongly succeeds is killed, not waited for.
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, apptest.Binary, append([]string{"--config", path}, strings.Fields(command)...)...)
+				cmd.Env = append(os.Environ(), append([]string{"APP_DATABASE_DSN=" + filepath.Join(dir, "app.db")}, tt.env...)...)
+				out, err := cmd.CombinedOutput()
+				if err == nil {
+					t.Fatalf("app %s started with a bad configuration:\n%s", command, out)
+				}
+				if !strings.Contains(string(out), tt.want) {
+					t.Fatalf("output does not name the problem %q:\n%s", tt.want, out)
+				}
+			})
+		}
 	}
 }

@@ -189,7 +189,7 @@ func deploy(t *testing.T, b *apptest.Broker, n int) *deployment {
 	t.Cleanup(func() { _ = conn.Close() })
 	d := &deployment{t: t, broker: b, db: conn, run: apptest.RandomID(), env: append([]string{
 		"APP_DATABASE_DSN=" + dsn,
-		"APP_SECURITY_BCRYPT_COST=4", // the load is about events, not hashing
+		"APP_CONTEXTS_IDENTITY_BCRYPT_COST=4", // the load is about events, not hashing
 		"APP_LOG_LEVEL=warn",
 		// A dead consumer's pending Redis entries are claimed after 3s.
 		"APP_BUS_REDISSTREAM_MAX_IDLE_TIME=3s", "APP_BUS_REDISSTREAM_CLAIM_INTERVAL=500ms",

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/config"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
@@ -27,7 +28,10 @@ import (
 // metrics registry, database, bus, outbox and poison store.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
-		fx.Supply(cfg.HTTP, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Security, logger),
+		fx.Supply(cfg.HTTP, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
+		// First of the invokes, so a bad context section stops every
+		// command before the database or the broker is touched.
+		config.CheckSections,
 		fx.Provide(
 			newRegistry,
 			func(r *prometheus.Registry) prometheus.Registerer { return r },

@@ -10,19 +10,20 @@ import (
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
-	"github.com/example/monolith/platform/security"
 )
 
 // Config is the whole configuration file. Every key can be overridden by an
 // environment variable APP_<PATH>, e.g. APP_HTTP_ADDR, APP_DATABASE_DSN,
 // APP_BUS_ADAPTER.
 type Config struct {
-	HTTP     httpx.Config    `yaml:"http"`
-	Database db.Config       `yaml:"database"`
-	Bus      bus.Config      `yaml:"bus"`
-	Outbox   outbox.Config   `yaml:"outbox"`
-	Security security.Config `yaml:"security"`
-	Log      LogConfig       `yaml:"log"`
+	HTTP     httpx.Config  `yaml:"http"`
+	Database db.Config     `yaml:"database"`
+	Bus      bus.Config    `yaml:"bus"`
+	Outbox   outbox.Config `yaml:"outbox"`
+	Log      LogConfig     `yaml:"log"`
+	// Contexts holds one section per bounded context, which the context
+	// declares and decodes itself with config.Section.
+	Contexts config.Sections `yaml:"contexts"`
 }
 
 // LogConfig is the log section.
@@ -40,7 +41,6 @@ func DefaultConfig() Config {
 		Database: db.DefaultConfig(),
 		Bus:      bus.DefaultConfig(),
 		Outbox:   outbox.DefaultConfig(),
-		Security: security.DefaultConfig(),
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -71,5 +71,5 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: unknown format %q (want text or json)", c.Log.Format))
 	}
-	return errors.Join(append(errs, c.HTTP.Validate(), c.Database.Validate(), c.Bus.Validate(), c.Outbox.Validate(), c.Security.Validate())...)
+	return errors.Join(append(errs, c.HTTP.Validate(), c.Database.Validate(), c.Bus.Validate(), c.Outbox.Validate())...)
 }

@@ -3,7 +3,9 @@
 // Values are layered: the defaults already in the destination struct, then
 // the YAML file (after ${VAR} expansion), then APP_* environment variables.
 // The package is generic: it is driven by reflection and `yaml` struct tags
-// and knows nothing about the application's own config types.
+// and knows nothing about the application's own config types. A [Sections]
+// field keeps its entries raw, so that each fx module can declare and decode
+// its own section with [Section].
 package config
 
 import (
@@ -25,6 +27,7 @@ const mask = "xxxxx"
 
 var (
 	durationType = reflect.TypeFor[time.Duration]()
+	sectionsType = reflect.TypeFor[Sections]()
 
 	// varRef matches $$, ${...} and, to report it, an unterminated ${.
 	varRef  = regexp.MustCompile(`\$\$|\$\{[^}]*\}|\$\{`)
@@ -60,19 +63,28 @@ var (
 //
 // Supported field types are strings, bools, all integer and float kinds,
 // time.Duration (Go syntax such as "1.5s"), slices and string-keyed maps of
-// those, and nested structs. Fields without a `yaml` tag, tagged `yaml:"-"`
-// or unexported are ignored.
+// those, nested structs, and [Sections]. Fields without a `yaml` tag, tagged
+// `yaml:"-"` or unexported are ignored.
 func Load(path string, dst any) error {
-	v := reflect.ValueOf(dst)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return fmt.Errorf("config: destination must be a non-nil pointer to a struct, got %T", dst)
+	v, err := target(dst)
+	if err != nil {
+		return err
 	}
 	if path != "" {
-		if err := loadFile(path, v.Elem()); err != nil {
+		if err := loadFile(path, v); err != nil {
 			return err
 		}
 	}
-	return applyEnv(v.Elem(), "")
+	return applyEnv(v, "")
+}
+
+// target returns the struct dst points to.
+func target(dst any) (reflect.Value, error) {
+	v := reflect.ValueOf(dst)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, fmt.Errorf("config: destination must be a non-nil pointer to a struct, got %T", dst)
+	}
+	return v.Elem(), nil
 }
 
 func loadFile(path string, v reflect.Value) error {
@@ -144,6 +156,9 @@ func decode(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return nil // `key:` with no value keeps the default
+	}
+	if v.Type() == sectionsType {
+		return decodeSections(n, v, path)
 	}
 	switch v.Kind() {
 	case reflect.Struct:
@@ -241,6 +256,12 @@ func applyEnv(v reflect.Value, path string) error {
 			continue
 		}
 		f, p := v.Field(i), join(path, name)
+		if f.Type() == sectionsType {
+			// A section reads its variables when a module decodes it (its
+			// type is unknown until then), under this path.
+			f.Addr().Interface().(*Sections).path = p
+			continue
+		}
 		switch f.Kind() {
 		case reflect.Struct:
 			if err := applyEnv(f, p); err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/example/monolith/contexts/identity/internal/domain"
 	"github.com/example/monolith/contexts/identity/internal/store"
 	"github.com/example/monolith/platform/db"
-	"github.com/example/monolith/platform/security"
 	"github.com/example/monolith/platform/setting"
 	"github.com/example/monolith/platform/topics"
 )
@@ -31,8 +30,8 @@ type Service struct {
 }
 
 // NewService builds the service.
-func NewService(d *db.DB, settings *setting.Cache, sec security.Config) *Service {
-	return &Service{db: d, settings: settings, cost: sec.BcryptCost}
+func NewService(d *db.DB, settings *setting.Cache, cfg Config) *Service {
+	return &Service{db: d, settings: settings, cost: cfg.BcryptCost}
 }
 
 // loadUser reads a user inside tx.

@@ -18,7 +18,6 @@ import (
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/db/dbtest"
 	"github.com/example/monolith/platform/outbox/outboxtest"
-	"github.com/example/monolith/platform/security"
 	"github.com/example/monolith/platform/setting"
 	"github.com/example/monolith/platform/topics"
 )
@@ -65,7 +64,7 @@ func newService(t *testing.T, d *db.DB) (*app.Service, *setting.Cache, *events) 
 	}
 	outboxtest.Relay(t, d, b)
 	cache := setting.NewCache(app.Settings)
-	return app.NewService(d, cache, security.Config{BcryptCost: bcrypt.MinCost}), cache, rec
+	return app.NewService(d, cache, app.Config{BcryptCost: bcrypt.MinCost}), cache, rec
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
