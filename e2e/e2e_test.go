@@ -100,11 +100,11 @@ func scenario(t *testing.T, ins []*apptest.Instance) {
 		t.Fatalf("new customer %v, want tier free and active", aliceCustomer)
 	}
 
-	// Settings: announced by their contexts at start, validated on update.
-	apptest.Eventually(t, "identity's settings announced", func() bool {
+	// Settings: declared by their contexts, stored at start, validated on update.
+	apptest.Eventually(t, "identity's settings stored", func() bool {
 		return first.Do(t, "GET", "/api/settings/identity", nil).Status == http.StatusOK
 	})
-	apptest.Eventually(t, "customer's settings announced", func() bool {
+	apptest.Eventually(t, "customer's settings stored", func() bool {
 		return first.Do(t, "GET", "/api/settings/customer", nil).Status == http.StatusOK
 	})
 	if code := last.Expect(t, http.StatusUnprocessableEntity, "PUT", "/api/settings/customer/default_tier", map[string]any{"value": "gold"}).ErrorCode(); code != "validation_failed" {

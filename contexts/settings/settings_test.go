@@ -21,91 +21,68 @@ import (
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
 	"github.com/example/monolith/platform/setting"
-	"github.com/example/monolith/platform/topics"
 )
 
 // shop stands for any context that declares settings.
-var shop = setting.Schema{Context: "shop", Settings: []topics.SettingDefinition{
+var shop = setting.Schema{Context: "shop", Settings: []setting.Definition{
 	setting.Bool("open", true, "whether the shop takes orders"),
 	setting.Enum("tier", "basic", []string{"basic", "pro"}, "tier of new customers"),
 }}
 
-// instance is one process of the application: the settings module wired by
-// fx, its own in-process bus, outbox relay and HTTP server, and shop's
-// settings cache.
+// instance is one process of the application: the settings module and a
+// shop module declaring its settings, wired by fx with the platform's bus
+// (in process) and outbox relay, and an HTTP server on the routes.
 type instance struct {
+	app   *fx.App
 	url   string
 	cache *setting.Cache
 	// stop ends the process: its relay, then its bus.
 	stop func()
 }
 
-// start runs an instance on d and announces shop's schema, as
-// setting.Declare does once the bus runs.
-func start(t *testing.T, d *db.DB) instance {
+// build wires an instance on d without starting it.
+func build(t *testing.T, d *db.DB) instance {
 	t.Helper()
-	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
-	b, err := bus.New(ctx, bus.DefaultConfig(), bus.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var relay *outbox.Relay
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			if relay != nil {
-				_ = relay.Close()
-			}
-			_ = b.Close()
-		})
-	}
-	t.Cleanup(stop)
 	var (
-		routes   []httpx.Route
-		handlers []bus.Handler
+		cache  *setting.Cache
+		routes []httpx.Route
 	)
 	app := fx.New(fx.NopLogger,
-		fx.Supply(d, logger),
-		fx.Provide(func() bus.Publisher { return b }),
+		fx.Supply(d, logger, bus.DefaultConfig(), outbox.DefaultConfig()),
+		fx.Provide(func() prometheus.Registerer { return prometheus.NewRegistry() }),
+		bus.Module,
+		outbox.Module,
 		settings.Module,
-		fx.Invoke(fx.Annotate(func(r []httpx.Route, h []bus.Handler) { routes, handlers = r, h },
-			fx.ParamTags(`group:"http.routes"`, `group:"bus.handlers"`))),
+		fx.Module("shop", setting.Declare(shop), fx.Populate(&cache)),
+		bus.RegisterHandlers,
+		outbox.Run,
+		fx.Invoke(fx.Annotate(func(r []httpx.Route) { routes = r }, fx.ParamTags(`group:"http.routes"`))),
 	)
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
 	}
-	cache := setting.NewCache(shop)
-	err = b.Register(append(handlers, bus.NewHandler("shop.refresh-settings", topics.SettingUpdated,
-		func(_ context.Context, e bus.Event[topics.SettingUpdatedV1]) error {
-			cache.Apply(e.Payload)
-			return nil
-		}, bus.Broadcast()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Before the announce: the relay creates the outbox tables the values
-	// are republished into.
-	if relay, err = outbox.NewRelay(d, b, outbox.DefaultConfig(), logger); err != nil {
-		t.Fatal(err)
-	}
-	if err := relay.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = app.Stop(context.Background()) }) }
+	t.Cleanup(stop)
 	h, err := httpx.NewHandler(routes, nil, prometheus.NewRegistry(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	if err := bus.Publish(ctx, b, topics.SchemaAnnounced, shop.Context,
-		topics.SchemaAnnouncedV1{Context: shop.Context, Settings: shop.Settings}); err != nil {
+	return instance{app: app, url: srv.URL, cache: cache, stop: stop}
+}
+
+// start runs an instance on d: once it has started, the settings module has
+// stored shop's schema, handed over by setting.Declare.
+func start(t *testing.T, d *db.DB) instance {
+	t.Helper()
+	in := build(t, d)
+	if err := in.app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return instance{url: srv.URL, cache: cache, stop: stop}
+	return in
 }
 
 func (in instance) do(t *testing.T, method, path, body string) int {
@@ -133,8 +110,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestCachesFollowUpdatesAndRestarts(t *testing.T) {
 	dbtest.Each(t, []db.Migrations{store.Migrations, outbox.Migrations}, func(t *testing.T, d *db.DB) {
+		// Instances starting together each store shop's schema: they wait
+		// for each other's rows instead of failing.
+		together := []instance{build(t, d), build(t, d)}
+		started := make(chan error, len(together))
+		for _, in := range together {
+			go func() { started <- in.app.Start(context.Background()) }()
+		}
+		for range together {
+			if err := <-started; err != nil {
+				t.Fatalf("instances starting together: %v", err)
+			}
+		}
+		for _, in := range together {
+			in.stop()
+		}
+
 		first := start(t, d)
-		waitFor(t, "shop's schema stored", func() bool { return first.do(t, "GET", "/api/settings/shop", "") == http.StatusOK })
+		if code := first.do(t, "GET", "/api/settings/shop", ""); code != http.StatusOK {
+			t.Fatalf("GET shop's settings after start: %d, want 200", code)
+		}
 		if !first.cache.Bool("open") || first.cache.String("tier") != "basic" {
 			t.Fatal("the cache does not start from the defaults")
 		}
@@ -147,11 +142,12 @@ func TestCachesFollowUpdatesAndRestarts(t *testing.T) {
 			return !first.cache.Bool("open") && first.cache.String("tier") == "pro"
 		})
 
-		// A restarted process holds only the defaults until its announce
-		// makes the settings context republish the stored values. The first
-		// process stops before: each has its own in-process bus, and the
-		// relays of processes sharing the database forward each event once,
-		// to one of those buses (processes share events through a broker).
+		// A restarted process holds only the defaults until its settings
+		// module, storing shop's schema at start, republishes the stored
+		// values. The first process stops before: each has its own
+		// in-process bus, and the relays of processes sharing the database
+		// forward each event once, to one of those buses (processes share
+		// events through a broker).
 		first.stop()
 		second := start(t, d)
 		waitFor(t, "a restarted cache to converge", func() bool {

@@ -75,19 +75,13 @@ func (c *Cache) Apply(u topics.SettingUpdatedV1) bool {
 }
 
 // Declare provides a *Cache for schema inside the calling fx.Module, keeps
-// it current on every instance, and announces schema once the bus runs.
+// it current on every instance, and adds schema to the [Declared] schemas,
+// which the settings context stores once the app starts (an invalid schema
+// then fails the start).
 func Declare(schema Schema) fx.Option {
 	return fx.Options(
-		fx.Provide(fx.Private, func(lc fx.Lifecycle, pub bus.Publisher) *Cache {
-			c := NewCache(schema)
-			// Appended after the bus's own start hook (the bus is built
-			// first, as a dependency), so the bus runs when this fires.
-			lc.Append(fx.StartHook(func(ctx context.Context) error {
-				return bus.Publish(ctx, pub, topics.SchemaAnnounced, schema.Context,
-					topics.SchemaAnnouncedV1{Context: schema.Context, Settings: schema.Settings})
-			}))
-			return c
-		}),
+		fx.Provide(fx.Annotate(func() Schema { return schema }, fx.ResultTags(`group:"setting.schemas"`))),
+		fx.Provide(fx.Private, func() *Cache { return NewCache(schema) }),
 		fx.Provide(bus.AsHandlers(func(c *Cache, logger *slog.Logger) []bus.Handler {
 			return []bus.Handler{bus.NewHandler(schema.Context+".refresh-settings", topics.SettingUpdated,
 				func(ctx context.Context, e bus.Event[topics.SettingUpdatedV1]) error {
@@ -98,4 +92,11 @@ func Declare(schema Schema) fx.Option {
 				}, bus.Broadcast())}
 		})),
 	)
+}
+
+// Declared is every schema declared with [Declare] in the app, in no
+// particular order: the settings context takes it to store them.
+type Declared struct {
+	fx.In
+	Schemas []Schema `group:"setting.schemas"`
 }

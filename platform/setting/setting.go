@@ -1,9 +1,13 @@
 // Package setting lets a bounded context declare its runtime settings and
-// read their current values. The declaration is announced to the settings
-// context at start; the values are kept in a local cache that every instance
-// refreshes from settings.setting.updated.
+// read their current values. [Declare] hands the declaration to the settings
+// context as fx data, not as an event (a context publishes only its own
+// topics): once the app starts, the settings context stores every declared
+// schema and republishes the values stored for it. The values are kept in a
+// local cache that every instance refreshes from settings.setting.updated.
+// An app that does not wire the settings context stores no declaration, and
+// its caches keep the defaults.
 //
-//	var Schema = setting.Schema{Context: "identity", Settings: []topics.SettingDefinition{
+//	var Schema = setting.Schema{Context: "identity", Settings: []setting.Definition{
 //		setting.Bool("registration_open", true, "whether new users may register"),
 //	}}
 //
@@ -16,8 +20,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/example/monolith/platform/topics"
 )
 
 // Types of settings.
@@ -30,22 +32,34 @@ const (
 // Schema is the settings one context declares.
 type Schema struct {
 	Context  string
-	Settings []topics.SettingDefinition
+	Settings []Definition
+}
+
+// Definition declares one setting: its type, default and what values are
+// valid. Values are JSON: true, 42, "pro".
+type Definition struct {
+	Key         string
+	Type        string // TypeBool, TypeInt or TypeString
+	Default     json.RawMessage
+	Allowed     []string // for strings: the only valid values
+	Min         *int64   // for ints
+	Max         *int64   // for ints
+	Description string
 }
 
 // Bool declares a boolean setting.
-func Bool(key string, def bool, description string) topics.SettingDefinition {
-	return topics.SettingDefinition{Key: key, Type: TypeBool, Default: mustJSON(def), Description: description}
+func Bool(key string, def bool, description string) Definition {
+	return Definition{Key: key, Type: TypeBool, Default: mustJSON(def), Description: description}
 }
 
 // Int declares an integer setting within [min, max].
-func Int(key string, def, min, max int64, description string) topics.SettingDefinition {
-	return topics.SettingDefinition{Key: key, Type: TypeInt, Default: mustJSON(def), Min: &min, Max: &max, Description: description}
+func Int(key string, def, min, max int64, description string) Definition {
+	return Definition{Key: key, Type: TypeInt, Default: mustJSON(def), Min: &min, Max: &max, Description: description}
 }
 
 // Enum declares a string setting restricted to allowed.
-func Enum(key, def string, allowed []string, description string) topics.SettingDefinition {
-	return topics.SettingDefinition{Key: key, Type: TypeString, Default: mustJSON(def), Allowed: allowed, Description: description}
+func Enum(key, def string, allowed []string, description string) Definition {
+	return Definition{Key: key, Type: TypeString, Default: mustJSON(def), Allowed: allowed, Description: description}
 }
 
 func mustJSON(v any) json.RawMessage {
@@ -57,7 +71,7 @@ func mustJSON(v any) json.RawMessage {
 }
 
 // Validate reports why value is not valid for d, or nil.
-func Validate(d topics.SettingDefinition, value json.RawMessage) error {
+func Validate(d Definition, value json.RawMessage) error {
 	switch d.Type {
 	case TypeBool:
 		var b bool

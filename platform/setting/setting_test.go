@@ -8,14 +8,14 @@ import (
 	"github.com/example/monolith/platform/topics"
 )
 
-var schema = setting.Schema{Context: "shop", Settings: []topics.SettingDefinition{
+var schema = setting.Schema{Context: "shop", Settings: []setting.Definition{
 	setting.Bool("open", true, "whether the shop takes orders"),
 	setting.Int("max_items", 10, 1, 100, "items per order"),
 	setting.Enum("plan", "free", []string{"free", "pro"}, "plan of new shops"),
 }}
 
 func TestValidate(t *testing.T) {
-	defs := map[string]topics.SettingDefinition{}
+	defs := map[string]setting.Definition{}
 	for _, d := range schema.Settings {
 		defs[d.Key] = d
 	}
@@ -39,7 +39,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%s, %s) = %v, want valid=%v", tt.key, tt.value, err, tt.valid)
 		}
 	}
-	if setting.Validate(topics.SettingDefinition{Key: "x", Type: "date"}, json.RawMessage(`"2026"`)) == nil {
+	if setting.Validate(setting.Definition{Key: "x", Type: "date"}, json.RawMessage(`"2026"`)) == nil {
 		t.Error("an unknown type validated")
 	}
 }

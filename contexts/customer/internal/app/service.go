@@ -15,7 +15,7 @@ import (
 )
 
 // Settings customer declares.
-var Settings = setting.Schema{Context: "customer", Settings: []topics.SettingDefinition{
+var Settings = setting.Schema{Context: "customer", Settings: []setting.Definition{
 	setting.Enum(SettingDefaultTier, string(domain.TierFree),
 		[]string{string(domain.TierFree), string(domain.TierPro), string(domain.TierEnterprise)},
 		"tier given to new customers"),

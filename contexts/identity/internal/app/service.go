@@ -11,11 +11,10 @@ import (
 	"github.com/example/monolith/contexts/identity/internal/store"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/setting"
-	"github.com/example/monolith/platform/topics"
 )
 
 // Settings identity declares.
-var Settings = setting.Schema{Context: "identity", Settings: []topics.SettingDefinition{
+var Settings = setting.Schema{Context: "identity", Settings: []setting.Definition{
 	setting.Bool(SettingRegistrationOpen, true, "whether new users may register"),
 }}
 

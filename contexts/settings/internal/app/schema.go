@@ -16,13 +16,12 @@ import (
 	"github.com/example/monolith/platform/topics"
 )
 
-// StoreSchema replaces a context's definitions with the ones it announced
+// StoreSchema replaces a context's definitions with the ones it declared
 // and deletes the stored values they no longer accept, in one transaction.
 // It publishes settings.setting.updated for every value kept, in the same
-// transaction: a
-// restarted instance's cache starts from the defaults and converges on
-// these. Storing the same schema twice is harmless, so a redelivered
-// announce is too.
+// transaction: a restarted instance's cache starts from the defaults and
+// converges on these. Storing the same schema twice is harmless, so every
+// instance stores every declared schema at start.
 func (s *Service) StoreSchema(ctx context.Context, schema setting.Schema) error {
 	defs, err := definitions(schema)
 	if err != nil {
@@ -90,8 +89,8 @@ func (s *Service) StoreSchema(ctx context.Context, schema setting.Schema) error 
 	return nil
 }
 
-// definitions checks an announced schema and returns its definitions in the
-// announced order, defaults in canonical form. Keeping that order makes
+// definitions checks a declared schema and returns its definitions in the
+// declared order, defaults in canonical form. Keeping that order makes
 // concurrent stores of one schema lock its rows in the same order, so they
 // wait for each other instead of deadlocking.
 func definitions(schema setting.Schema) ([]domain.Definition, error) {

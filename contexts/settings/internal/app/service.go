@@ -12,7 +12,6 @@ import (
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/setting"
-	"github.com/example/monolith/platform/topics"
 )
 
 // Service runs the settings context's use cases.
@@ -42,8 +41,8 @@ func validate(d domain.Definition, value json.RawMessage) (json.RawMessage, erro
 }
 
 // declaration is d as contexts declare it.
-func declaration(d domain.Definition) topics.SettingDefinition {
-	return topics.SettingDefinition{
+func declaration(d domain.Definition) setting.Definition {
+	return setting.Definition{
 		Key: d.Key, Type: d.Type, Default: d.Default, Allowed: d.Allowed,
 		Min: d.Min, Max: d.Max, Description: d.Description,
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/example/monolith/platform/topics"
 )
 
-var shop = setting.Schema{Context: "shop", Settings: []topics.SettingDefinition{
+var shop = setting.Schema{Context: "shop", Settings: []setting.Definition{
 	setting.Bool("open", true, "whether the shop takes orders"),
 	setting.Enum("tier", "basic", []string{"basic", "pro"}, "tier of new customers"),
 	setting.Int("limit", 10, 1, 100, "items per order"),
@@ -121,12 +121,12 @@ func update(t *testing.T, s *app.Service, key, value string) {
 	}
 }
 
-func TestAnnounceStoresDefinitionsAndRepublishesValues(t *testing.T) {
+func TestStoreSchemaStoresDefinitionsAndRepublishesValues(t *testing.T) {
 	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		s, rec := newService(t, d)
 		if _, err := s.List(ctx, "shop"); !errors.Is(err, domain.ErrContextNotFound) {
-			t.Fatalf("List before the announce = %v, want ErrContextNotFound", err)
+			t.Fatalf("List before StoreSchema = %v, want ErrContextNotFound", err)
 		}
 		if err := s.StoreSchema(ctx, shop); err != nil {
 			t.Fatal(err)
@@ -136,7 +136,7 @@ func TestAnnounceStoresDefinitionsAndRepublishesValues(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(settings) != 3 {
-			t.Fatalf("List = %+v, want the 3 announced settings", settings)
+			t.Fatalf("List = %+v, want the 3 declared settings", settings)
 		}
 		limit, tier := settings[0], settings[2]
 		if limit.Key != "limit" || limit.Type != setting.TypeInt || string(limit.Value) != "10" || *limit.Min != 1 || *limit.Max != 100 ||
@@ -156,8 +156,8 @@ func TestAnnounceStoresDefinitionsAndRepublishesValues(t *testing.T) {
 		waitFor(t, "the two updates", func() bool { n, _ := rec.count(); return n == 2 })
 		rec.take()
 
-		// A restarted context announces again: its stored values are
-		// published for every instance's cache.
+		// A restarted instance stores the schema again: its stored values
+		// are published for every instance's cache.
 		if err := s.StoreSchema(ctx, shop); err != nil {
 			t.Fatal(err)
 		}
@@ -167,12 +167,12 @@ func TestAnnounceStoresDefinitionsAndRepublishesValues(t *testing.T) {
 			t.Fatalf("republished %v, want %v", got, want)
 		}
 		if got := values(t, s, "shop"); !maps.Equal(got, map[string]string{"open": "false", "tier": `"pro"`, "limit": "10"}) {
-			t.Fatalf("values after the second announce = %v", got)
+			t.Fatalf("values after the second StoreSchema = %v", got)
 		}
 	})
 }
 
-func TestAnnounceDropsValuesItNoLongerAccepts(t *testing.T) {
+func TestStoreSchemaDropsValuesItNoLongerAccepts(t *testing.T) {
 	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		s, rec := newService(t, d)
@@ -186,7 +186,7 @@ func TestAnnounceDropsValuesItNoLongerAccepts(t *testing.T) {
 		rec.take()
 
 		// open is gone, tier no longer allows "pro", limit still accepts 50.
-		next := setting.Schema{Context: "shop", Settings: []topics.SettingDefinition{
+		next := setting.Schema{Context: "shop", Settings: []setting.Definition{
 			setting.Enum("tier", "basic", []string{"basic", "enterprise"}, "tier of new customers"),
 			setting.Int("limit", 10, 1, 60, "items per order"),
 		}}
@@ -221,17 +221,17 @@ func TestInvalidSchemaStoresNothing(t *testing.T) {
 		unknownType := setting.Bool("odd", false, "")
 		unknownType.Type = "float"
 		for name, schema := range map[string]setting.Schema{
-			"no context":      {Settings: []topics.SettingDefinition{open}},
-			"duplicate key":   {Context: "shop", Settings: []topics.SettingDefinition{open, open}},
-			"invalid default": {Context: "shop", Settings: []topics.SettingDefinition{open, badDefault}},
-			"unknown type":    {Context: "shop", Settings: []topics.SettingDefinition{open, unknownType}},
+			"no context":      {Settings: []setting.Definition{open}},
+			"duplicate key":   {Context: "shop", Settings: []setting.Definition{open, open}},
+			"invalid default": {Context: "shop", Settings: []setting.Definition{open, badDefault}},
+			"unknown type":    {Context: "shop", Settings: []setting.Definition{open, unknownType}},
 		} {
 			if err := s.StoreSchema(ctx, schema); !errors.Is(err, domain.ErrInvalidSchema) {
 				t.Errorf("%s: StoreSchema = %v, want ErrInvalidSchema", name, err)
 			}
 		}
 		if _, err := s.List(ctx, "shop"); !errors.Is(err, domain.ErrContextNotFound) {
-			t.Fatalf("List after invalid announces = %v, want ErrContextNotFound", err)
+			t.Fatalf("List after invalid schemas = %v, want ErrContextNotFound", err)
 		}
 	})
 }

@@ -11,7 +11,7 @@ import (
 
 // Errors the use cases return.
 var (
-	ErrContextNotFound = errors.New("context has announced no settings")
+	ErrContextNotFound = errors.New("context has declared no settings")
 	ErrSettingNotFound = errors.New("setting not found")
 	ErrInvalidSchema   = errors.New("invalid settings schema")
 )

@@ -1,5 +1,4 @@
-// Package ports adapts the settings context's use cases to HTTP and to the
-// event bus.
+// Package ports adapts the settings context's use cases to HTTP.
 package ports
 
 import (
@@ -78,7 +77,7 @@ func httpError(err error) error {
 	case errors.As(err, &invalid):
 		return httpx.Unprocessable("%s", invalid.Reason)
 	case errors.Is(err, domain.ErrContextNotFound):
-		return httpx.NotFound("context has announced no settings")
+		return httpx.NotFound("context has declared no settings")
 	case errors.Is(err, domain.ErrSettingNotFound):
 		return httpx.NotFound("setting not found")
 	}

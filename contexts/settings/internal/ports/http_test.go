@@ -22,7 +22,6 @@ import (
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox/outboxtest"
 	"github.com/example/monolith/platform/setting"
-	"github.com/example/monolith/platform/topics"
 )
 
 func newServer(t *testing.T) (*httptest.Server, *app.Service) {
@@ -93,9 +92,9 @@ func isError(v any, code string) bool {
 func TestHTTP(t *testing.T) {
 	srv, s := newServer(t)
 	if code, body := call(t, srv, "GET", "/api/settings/shop", ""); code != http.StatusNotFound || !isError(body, "not_found") {
-		t.Fatalf("GET before the announce: %d %v, want 404 not_found", code, body)
+		t.Fatalf("GET before StoreSchema: %d %v, want 404 not_found", code, body)
 	}
-	err := s.StoreSchema(context.Background(), setting.Schema{Context: "shop", Settings: []topics.SettingDefinition{
+	err := s.StoreSchema(context.Background(), setting.Schema{Context: "shop", Settings: []setting.Definition{
 		setting.Bool("open", true, "whether the shop takes orders"),
 		setting.Enum("tier", "basic", []string{"basic", "pro"}, "tier of new customers"),
 		setting.Int("limit", 10, 1, 100, "items per order"),

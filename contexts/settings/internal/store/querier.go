@@ -14,7 +14,7 @@ type Querier interface {
 	GetSetting(ctx context.Context, arg GetSettingParams) (GetSettingRow, error)
 	ListSettings(ctx context.Context, argContext string) ([]ListSettingsRow, error)
 	ListValues(ctx context.Context, argContext string) ([]ListValuesRow, error)
-	// Upsert rather than insert: two instances storing the same announce
+	// Upsert rather than insert: two instances storing the same schema
 	// concurrently must not fail on each other's rows.
 	UpsertDefinition(ctx context.Context, arg UpsertDefinitionParams) error
 	UpsertValue(ctx context.Context, arg UpsertValueParams) error

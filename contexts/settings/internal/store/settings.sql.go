@@ -181,7 +181,7 @@ type UpsertDefinitionParams struct {
 	UpdatedAt    time.Time
 }
 
-// Upsert rather than insert: two instances storing the same announce
+// Upsert rather than insert: two instances storing the same schema
 // concurrently must not fail on each other's rows.
 func (q *Queries) UpsertDefinition(ctx context.Context, arg UpsertDefinitionParams) error {
 	_, err := q.db.ExecContext(ctx, upsertDefinition,

@@ -1,7 +1,7 @@
 -- name: DeleteDefinitions :exec
 DELETE FROM setting_definitions WHERE context = $1;
 
--- Upsert rather than insert: two instances storing the same announce
+-- Upsert rather than insert: two instances storing the same schema
 -- concurrently must not fail on each other's rows.
 -- name: UpsertDefinition :exec
 INSERT INTO setting_definitions (context, key, type, default_value, allowed, min_value, max_value, description, updated_at)

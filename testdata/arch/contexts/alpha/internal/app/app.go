@@ -1,0 +1,3 @@
+package app
+
+import _ "github.com/example/monolith/contexts/alpha/internal/ports"

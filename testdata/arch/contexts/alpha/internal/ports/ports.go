@@ -1,0 +1,3 @@
+package ports
+
+import _ "github.com/example/monolith/contexts/alpha/internal/store"
