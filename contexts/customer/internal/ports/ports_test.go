@@ -59,6 +59,7 @@ func processed(t *testing.T, h *contexttest.Harness, handler, eventID string) in
 	return count(t, h, `SELECT COUNT(*) FROM processed_events WHERE handler = $1 AND event_id = $2`, handler, eventID)
 }
 
+// count runs a COUNT(*) query.
 func count(t *testing.T, h *contexttest.Harness, query string, args ...any) int {
 	t.Helper()
 	var n int
@@ -68,6 +69,7 @@ func count(t *testing.T, h *contexttest.Harness, query string, args ...any) int 
 	return n
 }
 
+// exec runs a statement the test needs, such as taking a table away.
 func exec(t *testing.T, h *contexttest.Harness, statement string) {
 	t.Helper()
 	if _, err := h.DB.ExecContext(context.Background(), statement); err != nil {
