@@ -91,17 +91,25 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger, contexts ...fx.
 	return errors.Join(failed, app.Stop(stopCtx))
 }
 
-func serve(cfg Config, logger *slog.Logger, contexts ...fx.Option) fx.Option {
+// Options are the serving application without its HTTP listener: the
+// platform, the contexts, migrations, every handler on the bus, the outbox
+// relay, and the HTTP handler of every route, provided as http.Handler.
+// Serve listens with that handler; tests serve it themselves.
+func Options(cfg Config, logger *slog.Logger, contexts ...fx.Option) fx.Option {
 	return fx.Options(
 		platform(cfg, logger),
 		fx.Options(contexts...),
 		migrate,
 		bus.RegisterHandlers,
 		outbox.Run,
-		fx.Invoke(serveHTTP),
+		fx.Provide(newHTTPHandler),
 		fx.StartTimeout(cfg.Bus.ConnectTimeout+time.Minute),
 		fx.StopTimeout(cfg.HTTP.ShutdownTimeout+cfg.Bus.CloseTimeout+5*time.Second),
 	)
+}
+
+func serve(cfg Config, logger *slog.Logger, contexts ...fx.Option) fx.Option {
+	return fx.Options(Options(cfg, logger, contexts...), fx.Invoke(serveHTTP))
 }
 
 // Validate checks that the serving app's dependency graph is complete,
@@ -124,25 +132,31 @@ func Migrate(cfg Config, logger *slog.Logger, contexts ...fx.Option) error {
 	return app.Stop(context.Background())
 }
 
+type handlerParams struct {
+	fx.In
+	Routes   []httpx.Route `group:"http.routes"`
+	DB       *db.DB
+	Bus      *bus.Bus
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+func newHTTPHandler(p handlerParams) (http.Handler, error) {
+	checks := []httpx.Check{{Name: "database", Check: p.DB.PingContext}, {Name: "bus", Check: p.Bus.Check}}
+	return httpx.NewHandler(p.Routes, checks, p.Registry, p.Logger)
+}
+
 type httpParams struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Config    httpx.Config
-	Routes    []httpx.Route `group:"http.routes"`
-	DB        *db.DB
-	Bus       *bus.Bus
-	Registry  *prometheus.Registry
+	Handler   http.Handler
 	Logger    *slog.Logger
 	Shutdown  fx.Shutdowner
 }
 
-func serveHTTP(p httpParams) error {
-	checks := []httpx.Check{{Name: "database", Check: p.DB.PingContext}, {Name: "bus", Check: p.Bus.Check}}
-	handler, err := httpx.NewHandler(p.Routes, checks, p.Registry, p.Logger)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Addr: p.Config.Addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+func serveHTTP(p httpParams) {
+	srv := &http.Server{Addr: p.Config.Addr, Handler: p.Handler, ReadHeaderTimeout: 10 * time.Second}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", p.Config.Addr)
@@ -163,7 +177,6 @@ func serveHTTP(p httpParams) error {
 			return srv.Shutdown(ctx)
 		},
 	})
-	return nil
 }
 
 // NewLogger builds the process logger; records logged with a handler's or a

@@ -26,6 +26,10 @@ type Options struct {
 	// Instance names this process among those sharing the broker (Redis
 	// consumer name, broadcast queue suffix); host-pid-random if empty.
 	Instance string
+	// WrapPublisher, if set, wraps the publisher every message of the bus
+	// goes through: events published directly or forwarded from an outbox,
+	// and messages sent to the poison topic. Tests record with it.
+	WrapPublisher func(message.Publisher) message.Publisher
 }
 
 // Bus publishes events and runs handlers on one Watermill router.
@@ -69,7 +73,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 		return nil, err
 	}
 	b.adapter = a
-	if err := b.build(opts.Registerer); err != nil {
+	if err := b.build(opts); err != nil {
 		_ = a.close()
 		return nil, err
 	}
@@ -77,7 +81,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 }
 
 // build assembles the publisher and the router's middleware chain.
-func (b *Bus) build(reg prometheus.Registerer) error {
+func (b *Bus) build(opts Options) error {
+	reg := opts.Registerer
 	mb := metrics.NewPrometheusMetricsBuilderWithConfig(reg, metrics.PrometheusMetricsBuilderConfig{
 		Namespace: "app", Subsystem: "bus",
 		AdditionalLabels: []metrics.MetricLabel{{Label: "topic", ComputeValueFn: topicLabel}},
@@ -85,6 +90,9 @@ func (b *Bus) build(reg prometheus.Registerer) error {
 	pub, err := mb.DecoratePublisher(retryingPublisher{b.adapter.publisher(), b.cfg.PublishTimeout})
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
+	}
+	if opts.WrapPublisher != nil {
+		pub = opts.WrapPublisher(pub)
 	}
 	b.publisher = pub
 

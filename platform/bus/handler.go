@@ -50,21 +50,32 @@ func NewHandler[T any](name string, topic Topic[T], fn func(context.Context, Eve
 		if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != name {
 			return nil
 		}
-		env, err := envelopeOf(msg)
+		e, err := Decode(topic, msg)
 		if err != nil {
-			return Permanent(fmt.Errorf("undecodable message %s: %w", msg.UUID, err))
+			return Permanent(err)
 		}
-		if env.EventType != topic.Name() {
-			return Permanent(fmt.Errorf("event %s has type %q, handler %s expects %q", env.EventID, env.EventType, name, topic.Name()))
-		}
-		var payload T
-		if err := json.Unmarshal(msg.Payload, &payload); err != nil {
-			return Permanent(fmt.Errorf("decode %s payload of event %s: %w", topic.Name(), env.EventID, err))
-		}
-		ctx := context.WithValue(msg.Context(), envelopeKey{}, env)
-		return fn(ctx, Event[T]{Envelope: env, Payload: payload})
+		ctx := context.WithValue(msg.Context(), envelopeKey{}, e.Envelope)
+		return fn(ctx, e)
 	}
 	return h
+}
+
+// Decode reads an event of topic from msg as a handler of topic receives it.
+// It fails when msg has no envelope, is an event of another topic, or its
+// payload does not decode into T.
+func Decode[T any](topic Topic[T], msg *message.Message) (Event[T], error) {
+	env, err := envelopeOf(msg)
+	if err != nil {
+		return Event[T]{}, fmt.Errorf("undecodable message %s: %w", msg.UUID, err)
+	}
+	if env.EventType != topic.Name() {
+		return Event[T]{}, fmt.Errorf("event %s has type %q, expected %q", env.EventID, env.EventType, topic.Name())
+	}
+	var payload T
+	if err := json.Unmarshal(msg.Payload, &payload); err != nil {
+		return Event[T]{}, fmt.Errorf("decode %s payload of event %s: %w", topic.Name(), env.EventID, err)
+	}
+	return Event[T]{Envelope: env, Payload: payload}, nil
 }
 
 // Name is the handler's stable name.

@@ -8,11 +8,15 @@ import (
 	"go.uber.org/fx"
 )
 
-// Module provides the application's *Bus, also as its Publisher. The bus
-// connects when first needed, starts with the app and closes (draining
-// in-flight handlers) when it stops.
+// Module provides the application's *Bus, also as its Publisher, built with
+// the Options it provides (decorate them to change them). The bus connects
+// when first needed, starts with the app and closes (draining in-flight
+// handlers) when it stops.
 var Module = fx.Module("bus",
 	fx.Provide(
+		func(logger *slog.Logger, reg prometheus.Registerer) Options {
+			return Options{Logger: logger, Registerer: reg}
+		},
 		newForApp,
 		func(b *Bus) Publisher { return b },
 	),
@@ -31,8 +35,8 @@ func AsHandlers(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(`group:"bus.handlers,flatten"`))
 }
 
-func newForApp(lc fx.Lifecycle, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Bus, error) {
-	b, err := New(context.Background(), cfg, Options{Logger: logger, Registerer: reg})
+func newForApp(lc fx.Lifecycle, cfg Config, opts Options) (*Bus, error) {
+	b, err := New(context.Background(), cfg, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -27,23 +27,28 @@ type PoisonedMessage struct {
 // nothing that reached the poison topic is lost.
 func NewPoisonHandler(name string, fn func(context.Context, PoisonedMessage) error) Handler {
 	return Handler{name: name, poison: true, handle: func(msg *message.Message) error {
-		md := maps.Clone(msg.Metadata)
-		delete(md, metaAttempt) // this handler's own run count, not the failed one's
-		attempts, _ := strconv.Atoi(md.Get(MetaAttempts))
-		p := PoisonedMessage{
-			ID:       msg.UUID,
-			Topic:    md.Get(middleware.PoisonedTopicKey),
-			Handler:  md.Get(middleware.PoisonedHandlerKey),
-			Reason:   md.Get(middleware.ReasonForPoisonedKey),
-			Attempts: attempts,
-			Payload:  msg.Payload,
-			Metadata: md,
-		}
-		if err := fn(msg.Context(), p); err != nil {
+		if err := fn(msg.Context(), DecodePoisoned(msg)); err != nil {
 			return poisonHandlerError{fmt.Errorf("poison handler %s: %w", name, err)}
 		}
 		return nil
 	}}
+}
+
+// DecodePoisoned reads a message of the poison topic as a poison handler
+// receives it.
+func DecodePoisoned(msg *message.Message) PoisonedMessage {
+	md := maps.Clone(msg.Metadata)
+	delete(md, metaAttempt) // a poison handler's own run count, not the failed one's
+	attempts, _ := strconv.Atoi(md.Get(MetaAttempts))
+	return PoisonedMessage{
+		ID:       msg.UUID,
+		Topic:    md.Get(middleware.PoisonedTopicKey),
+		Handler:  md.Get(middleware.PoisonedHandlerKey),
+		Reason:   md.Get(middleware.ReasonForPoisonedKey),
+		Attempts: attempts,
+		Payload:  msg.Payload,
+		Metadata: md,
+	}
 }
 
 // poisonHandlerError keeps a poison handler's failure out of the poison topic.

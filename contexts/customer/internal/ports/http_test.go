@@ -3,74 +3,40 @@ package ports_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/example/monolith/contexts/customer/internal/ports"
-	"github.com/example/monolith/platform/httpx"
+	"github.com/example/monolith/contexts/customer"
+	"github.com/example/monolith/platform/contexttest"
+	"github.com/example/monolith/platform/topics"
 )
 
-type response struct {
-	status int
-	body   map[string]any
-}
-
-func do(t *testing.T, srv *httptest.Server, method, path, body string) response {
-	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := response{status: res.StatusCode}
-	if err := json.Unmarshal(raw, &r.body); err != nil {
-		t.Fatalf("%s %s: body %q is not a JSON object: %v", method, path, raw, err)
-	}
-	return r
-}
-
 func TestHTTP(t *testing.T) {
-	each(t, func(t *testing.T, h *harness) {
+	contexttest.Each(t, func(t *testing.T, h *contexttest.Harness) {
 		ctx := context.Background()
-		handler, err := httpx.NewHandler(ports.Routes(h.svc), nil, prometheus.NewRegistry(), slog.Default())
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(handler)
-		defer srv.Close()
-
+		svc := service(h)
 		for _, user := range []string{"u1", "u2"} {
-			if err := h.svc.CreateProfile(ctx, user, user+"@example.com", "Name "+user); err != nil {
+			if err := svc.CreateProfile(ctx, user, user+"@example.com", "Name "+user); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := h.svc.DeactivateUserCustomer(ctx, "u2"); err != nil {
+		if err := svc.DeactivateUserCustomer(ctx, "u2"); err != nil {
 			t.Fatal(err)
 		}
-		list := do(t, srv, "GET", "/api/customers", "")
-		customers, _ := list.body["customers"].([]any)
-		if list.status != http.StatusOK || len(customers) != 2 {
-			t.Fatalf("GET /api/customers = %d %v, want 200 with 2 customers", list.status, list.body)
+		list := h.Do(t, "GET", "/api/customers", nil)
+		customers, _ := list.Body["customers"].([]any)
+		if list.Status != http.StatusOK || len(customers) != 2 {
+			t.Fatalf("GET /api/customers = %d %v, want 200 with 2 customers", list.Status, list.Body)
 		}
 		u2, u1 := customers[0].(map[string]any), customers[1].(map[string]any) // newest first
 		active, inactive := "/api/customers/"+u1["id"].(string), "/api/customers/"+u2["id"].(string)
 		if u1["user_id"] != "u1" || u2["user_id"] != "u2" || u1["active"] != true || u2["active"] != false {
 			t.Fatalf("customers = %v, want u2 (inactive) then u1 (active)", customers)
 		}
-		next(t, h.created)
-		next(t, h.created)
-		next(t, h.updated)
+		contexttest.Next(t, h, topics.CustomerCreated)
+		contexttest.Next(t, h, topics.CustomerCreated)
+		contexttest.Next(t, h, topics.CustomerUpdated)
 
 		// Rejected requests: the status, the error code, and nothing written.
 		for _, tc := range []struct {
@@ -97,43 +63,43 @@ func TestHTTP(t *testing.T) {
 			{"POST", "/api/customers/unknown/deals", `{"amount_cents":100,"currency":"EUR"}`, 404, "not_found"},
 			{"POST", inactive + "/deals", `{"amount_cents":100,"currency":"EUR"}`, 409, "conflict"},
 		} {
-			r := do(t, srv, tc.method, tc.path, tc.body)
-			e, _ := r.body["error"].(map[string]any)
-			if r.status != tc.status || e["code"] != tc.code {
-				t.Errorf("%s %s %s = %d %v, want %d %s", tc.method, tc.path, tc.body, r.status, r.body, tc.status, tc.code)
+			r := h.Do(t, tc.method, tc.path, tc.body)
+			e, _ := r.Body["error"].(map[string]any)
+			if r.Status != tc.status || e["code"] != tc.code {
+				t.Errorf("%s %s %s = %d %v, want %d %s", tc.method, tc.path, tc.body, r.Status, r.Body, tc.status, tc.code)
 			}
 		}
-		if got := do(t, srv, "GET", active, ""); got.status != 200 || !sameJSON(got.body, u1) {
-			t.Fatalf("GET %s after rejected requests = %d %v, want unchanged %v", active, got.status, got.body, u1)
+		if got := h.Do(t, "GET", active, nil); got.Status != 200 || !sameJSON(got.Body, u1) {
+			t.Fatalf("GET %s after rejected requests = %d %v, want unchanged %v", active, got.Status, got.Body, u1)
 		}
-		none(t, h.updated)
-		none(t, h.won)
-		if n := countDeals(t, h); n != 0 {
+		contexttest.None(t, h, topics.CustomerUpdated)
+		contexttest.None(t, h, topics.DealWon)
+		if n := count(t, h, `SELECT COUNT(*) FROM deals`); n != 0 {
 			t.Fatalf("%d deals stored by rejected requests", n)
 		}
 
 		// Accepted requests.
-		patched := do(t, srv, "PATCH", active, `{"name":" Ada Lovelace ","tier":"pro"}`)
-		if patched.status != 200 || patched.body["name"] != "Ada Lovelace" || patched.body["tier"] != "pro" ||
-			patched.body["id"] != u1["id"] || patched.body["created_at"] != u1["created_at"] || patched.body["updated_at"] == u1["updated_at"] {
-			t.Fatalf("PATCH = %d %v", patched.status, patched.body)
+		patched := h.Do(t, "PATCH", active, `{"name":" Ada Lovelace ","tier":"pro"}`)
+		if patched.Status != 200 || patched.Body["name"] != "Ada Lovelace" || patched.Body["tier"] != "pro" ||
+			patched.Body["id"] != u1["id"] || patched.Body["created_at"] != u1["created_at"] || patched.Body["updated_at"] == u1["updated_at"] {
+			t.Fatalf("PATCH = %d %v", patched.Status, patched.Body)
 		}
-		if e := next(t, h.updated); e.Payload.Name != "Ada Lovelace" || e.Payload.Tier != "pro" || !e.Payload.Active {
+		if e := contexttest.Next(t, h, topics.CustomerUpdated); e.Payload.Name != "Ada Lovelace" || e.Payload.Tier != "pro" || !e.Payload.Active {
 			t.Fatalf("updated = %+v", e.Payload)
 		}
-		if got := do(t, srv, "GET", active, ""); got.status != 200 || !sameJSON(got.body, patched.body) {
-			t.Fatalf("GET after PATCH = %d %v, want %v", got.status, got.body, patched.body)
+		if got := h.Do(t, "GET", active, nil); got.Status != 200 || !sameJSON(got.Body, patched.Body) {
+			t.Fatalf("GET after PATCH = %d %v, want %v", got.Status, got.Body, patched.Body)
 		}
 
-		deal := do(t, srv, "POST", active+"/deals", `{"amount_cents":250000,"currency":"USD"}`)
-		if deal.status != 201 || deal.body["customer_id"] != u1["id"] || deal.body["amount_cents"] != 250000.0 ||
-			deal.body["currency"] != "USD" || deal.body["id"] == "" || deal.body["won_at"] == "" {
-			t.Fatalf("POST deals = %d %v", deal.status, deal.body)
+		deal := h.Do(t, "POST", active+"/deals", `{"amount_cents":250000,"currency":"USD"}`)
+		if deal.Status != 201 || deal.Body["customer_id"] != u1["id"] || deal.Body["amount_cents"] != 250000.0 ||
+			deal.Body["currency"] != "USD" || deal.Body["id"] == "" || deal.Body["won_at"] == "" {
+			t.Fatalf("POST deals = %d %v", deal.Status, deal.Body)
 		}
-		if e := next(t, h.won); e.Payload.DealID != deal.body["id"] {
-			t.Fatalf("won = %+v, want deal %v", e.Payload, deal.body["id"])
+		if e := contexttest.Next(t, h, topics.DealWon); e.Payload.DealID != deal.Body["id"] {
+			t.Fatalf("won = %+v, want deal %v", e.Payload, deal.Body["id"])
 		}
-		if n := countDeals(t, h); n != 1 {
+		if n := count(t, h, `SELECT COUNT(*) FROM deals`); n != 1 {
 			t.Fatalf("%d deals stored, want 1", n)
 		}
 
@@ -144,30 +110,21 @@ func TestHTTP(t *testing.T) {
 			{"?user_id=u1", []any{u1["id"]}},
 			{"?user_id=nobody", []any{}},
 		} {
-			r := do(t, srv, "GET", "/api/customers"+tc.query, "")
-			got, ok := r.body["customers"].([]any)
+			r := h.Do(t, "GET", "/api/customers"+tc.query, nil)
+			got, ok := r.Body["customers"].([]any)
 			ids := []any{}
 			for _, c := range got {
 				ids = append(ids, c.(map[string]any)["id"])
 			}
-			if r.status != 200 || !ok || !sameJSON(ids, tc.want) {
-				t.Errorf("GET /api/customers%s = %d %v, want ids %v", tc.query, r.status, r.body, tc.want)
+			if r.Status != 200 || !ok || !sameJSON(ids, tc.want) {
+				t.Errorf("GET /api/customers%s = %d %v, want ids %v", tc.query, r.Status, r.Body, tc.want)
 			}
 		}
-	})
+	}, customer.Module)
 }
 
 func sameJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
-}
-
-func countDeals(t *testing.T, h *harness) int {
-	t.Helper()
-	var n int
-	if err := h.d.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM deals`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

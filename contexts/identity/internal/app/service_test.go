@@ -5,81 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/example/monolith/contexts/identity"
 	"github.com/example/monolith/contexts/identity/internal/app"
 	"github.com/example/monolith/contexts/identity/internal/domain"
-	"github.com/example/monolith/contexts/identity/internal/store"
-	"github.com/example/monolith/platform/bus"
-	"github.com/example/monolith/platform/db"
-	"github.com/example/monolith/platform/db/dbtest"
-	"github.com/example/monolith/platform/outbox/outboxtest"
+	"github.com/example/monolith/platform/contexttest"
 	"github.com/example/monolith/platform/setting"
 	"github.com/example/monolith/platform/topics"
 )
 
-// events records what identity publishes on a real in-process bus.
-type events struct {
-	mu         sync.Mutex
-	registered []bus.Event[topics.UserRegisteredV1]
-	suspended  []bus.Event[topics.UserSuspendedV1]
-}
-
-func (e *events) count() (int, int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.registered), len(e.suspended)
-}
-
-func newService(t *testing.T, d *db.DB) (*app.Service, *setting.Cache, *events) {
-	t.Helper()
-	b, err := bus.New(context.Background(), bus.DefaultConfig(), bus.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	rec := &events{}
-	err = b.Register(
-		bus.NewHandler("test.record-registered", topics.UserRegistered, func(_ context.Context, e bus.Event[topics.UserRegisteredV1]) error {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			rec.registered = append(rec.registered, e)
-			return nil
-		}),
-		bus.NewHandler("test.record-suspended", topics.UserSuspended, func(_ context.Context, e bus.Event[topics.UserSuspendedV1]) error {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			rec.suspended = append(rec.suspended, e)
-			return nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	outboxtest.Relay(t, d, b)
-	cache := setting.NewCache(app.Settings)
-	return app.NewService(d, cache, app.Config{BcryptCost: bcrypt.MinCost}), cache, rec
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestIdentity(t *testing.T) {
-	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+	contexttest.Each(t, func(t *testing.T, h *contexttest.Harness) {
 		ctx := context.Background()
-		s, cache, rec := newService(t, d)
+		cache := setting.NewCache(app.Settings)
+		s := app.NewService(h.DB, cache, app.Config{BcryptCost: bcrypt.MinCost})
 
 		u, err := s.Register(ctx, "Ada@Example.com", "Ada Lovelace", "correct horse battery")
 		if err != nil {
@@ -91,10 +33,7 @@ func TestIdentity(t *testing.T) {
 		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte("correct horse battery")) != nil {
 			t.Fatal("password is not stored as its bcrypt hash")
 		}
-		waitFor(t, "identity.user.registered", func() bool { n, _ := rec.count(); return n == 1 })
-		rec.mu.Lock()
-		payload, _ := json.Marshal(rec.registered[0].Payload)
-		rec.mu.Unlock()
+		payload, _ := json.Marshal(contexttest.Next(t, h, topics.UserRegistered).Payload)
 		if strings.Contains(string(payload), "horse") || strings.Contains(string(payload), "$2a$") {
 			t.Fatalf("event leaks the password: %s", payload)
 		}
@@ -127,14 +66,13 @@ func TestIdentity(t *testing.T) {
 		if got, _ = s.Get(ctx, u.ID); got.Status != domain.StatusSuspended {
 			t.Fatalf("stored status %s, want suspended", got.Status)
 		}
-		waitFor(t, "identity.user.suspended", func() bool { _, n := rec.count(); return n == 1 })
+		contexttest.Next(t, h, topics.UserSuspended)
 
 		cache.Apply(topics.SettingUpdatedV1{Context: "identity", Key: app.SettingRegistrationOpen, Value: json.RawMessage("false")})
 		if _, err := s.Register(ctx, "carol@example.com", "Carol", "correct horse battery"); !errors.Is(err, domain.ErrRegistrationClosed) {
 			t.Fatalf("register while closed: %v, want ErrRegistrationClosed", err)
 		}
-		if n, _ := rec.count(); n != 1 {
-			t.Fatalf("%d registrations published, want 1 (rejected ones publish nothing)", n)
-		}
-	})
+		// Rejected registrations publish nothing.
+		contexttest.None(t, h, topics.UserRegistered)
+	}, identity.Module)
 }
