@@ -29,8 +29,8 @@ func TestHandlerAppliesEachEventOnce(t *testing.T) {
 		done := make(chan struct{}, 10)
 		h := outbox.NewHandler(d, "shop.apply-order", placed, func(ctx context.Context, e bus.Event[order]) error {
 			runs.Add(1)
-			err := d.InTx(ctx, func(tx *db.Tx) error { // joins the handler's transaction
-				_, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id) VALUES ($1)`, e.EventID)
+			err := d.InTx(ctx, func(ctx context.Context, _ *db.Tx) error { // joins the handler's transaction
+				_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO effects (event_id) VALUES ($1)`, e.EventID)
 				return err
 			})
 			if err == nil && failFirst {
