@@ -1,7 +1,17 @@
 // Package db opens the application's database — embedded SQLite by default,
 // PostgreSQL in production — applies each context's embedded migrations and
 // runs transactions. Contexts reach their tables only through the
-// sqlc-generated code in their own store package.
+// sqlc-generated code in their own store package, over [DB.Q], so every
+// query joins the transaction the context carries:
+//
+//	c, err := store.New(s.db.Q(ctx)).GetCustomer(ctx, id)
+//
+//	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+//		if err := store.New(s.db.Q(ctx)).CreateUser(ctx, params); err != nil {
+//			return err
+//		}
+//		return bus.Publish(ctx, outbox.Publisher(tx), topics.UserRegistered, id, payload)
+//	})
 package db
 
 import (
@@ -60,7 +70,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DB is an open database and the driver it speaks.
+// DB is an open database and the driver it speaks. Its *sql.DB methods use
+// the pool and never join a transaction; use cases query through Q.
 type DB struct {
 	*sql.DB
 	Driver string
@@ -119,27 +130,46 @@ type Tx struct {
 	Driver string
 }
 
-type txKey struct{}
+// Querier is what sqlc's generated store.New takes: the pool or a
+// transaction.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
 
-// WithTx makes InTx calls with the returned context join tx instead of
-// beginning their own: an idempotent handler runs the use case's writes in
-// the transaction that records the event as processed.
-func WithTx(ctx context.Context, tx *Tx) context.Context {
-	return context.WithValue(ctx, txKey{}, tx)
+// txKey holds the transaction InTx runs on; keyed by database so a
+// transaction is only ever joined by calls on the database it belongs to.
+type txKey struct{ db *DB }
+
+// Q is what a use case runs every query on, in or out of a transaction:
+// store.New(s.db.Q(ctx)). Inside InTx (given its ctx) it is that
+// transaction, so reads see the transaction's own writes and, on SQLite's
+// one connection, do not wait for the connection the transaction holds;
+// elsewhere it is the pool.
+func (db *DB) Q(ctx context.Context) Querier {
+	if tx, ok := ctx.Value(txKey{db}).(*Tx); ok {
+		return tx.Tx
+	}
+	return db.DB
 }
 
 // InTx runs fn in a transaction, committed when fn returns nil and rolled
-// back otherwise. Inside a context from WithTx it joins that transaction,
-// which its owner commits.
-func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
-	if tx, ok := ctx.Value(txKey{}).(*Tx); ok {
-		return fn(tx)
+// back otherwise. fn's ctx carries the transaction: Q and InTx called with it
+// join the transaction, which only the outermost InTx commits or rolls back,
+// so a use case called from inside another's transaction (an idempotent
+// event handler's, say) reads and writes in it.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	if tx, ok := ctx.Value(txKey{db}).(*Tx); ok {
+		return fn(ctx, tx)
 	}
 	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", err)
 	}
-	if err := fn(&Tx{Tx: sqlTx, Driver: db.Driver}); err != nil {
+	tx := &Tx{Tx: sqlTx, Driver: db.Driver}
+	if err := fn(context.WithValue(ctx, txKey{db}, tx), tx); err != nil {
 		_ = sqlTx.Rollback()
 		return err
 	}

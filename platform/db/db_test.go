@@ -28,18 +28,18 @@ func TestMigrateTransactionsAndUniqueViolations(t *testing.T) {
 			t.Fatalf("applied = %d, %v; want 2", applied, err)
 		}
 
-		insert := func(tx *db.Tx, id, name string) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO things (id, name, flag) VALUES ($1, $2, $3)`, id, name, true)
+		insert := func(ctx context.Context, id, name string) error {
+			_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO things (id, name, flag) VALUES ($1, $2, $3)`, id, name, true)
 			return err
 		}
-		if err := d.InTx(ctx, func(tx *db.Tx) error { return insert(tx, "1", "a") }); err != nil {
+		if err := d.InTx(ctx, func(ctx context.Context, _ *db.Tx) error { return insert(ctx, "1", "a") }); err != nil {
 			t.Fatal(err)
 		}
-		err := d.InTx(ctx, func(tx *db.Tx) error {
-			if err := insert(tx, "2", "b"); err != nil {
+		err := d.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+			if err := insert(ctx, "2", "b"); err != nil {
 				return err
 			}
-			return insert(tx, "3", "a") // duplicate name
+			return insert(ctx, "3", "a") // duplicate name
 		})
 		if !db.IsUniqueViolation(err) {
 			t.Fatalf("duplicate insert: %v, want a unique violation", err)
@@ -50,6 +50,51 @@ func TestMigrateTransactionsAndUniqueViolations(t *testing.T) {
 		}
 		if db.IsUniqueViolation(errors.New("other")) {
 			t.Fatal("any error counted as a unique violation")
+		}
+	})
+}
+
+// TestQAndNestedInTxJoinTheTransaction: with the ctx InTx gives, Q and a
+// nested InTx run on its transaction, so they see its writes and roll back
+// with it; elsewhere, and for another database, Q is the pool.
+func TestQAndNestedInTxJoinTheTransaction(t *testing.T) {
+	dbtest.Each(t, []db.Migrations{migrations}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		other := dbtest.Open(t, db.DriverSQLite)
+		if d.Q(ctx) != d.DB {
+			t.Fatal("Q outside a transaction is not the pool")
+		}
+		count := func(ctx context.Context) (n int) {
+			if err := d.Q(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM things`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		rolledBack := errors.New("rolled back")
+		err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			if d.Q(ctx) != tx.Tx || other.Q(ctx) != other.DB {
+				t.Error("Q inside InTx is not the transaction of its own database only")
+			}
+			err := d.InTx(ctx, func(ctx context.Context, inner *db.Tx) error {
+				if inner != tx {
+					t.Error("a nested InTx began a transaction of its own")
+				}
+				_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO things (id, name) VALUES ('1', 'a')`)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if n := count(ctx); n != 1 {
+				t.Errorf("the transaction sees %d of its own rows, want 1", n)
+			}
+			return rolledBack
+		})
+		if !errors.Is(err, rolledBack) {
+			t.Fatal(err)
+		}
+		if n := count(ctx); n != 0 {
+			t.Fatalf("%d rows after the rollback, want the nested write rolled back too", n)
 		}
 	})
 }

@@ -72,7 +72,7 @@ func (db *DB) migrate(ctx context.Context, set Migrations) error {
 		if err != nil {
 			return err
 		}
-		err = db.InTx(ctx, func(tx *Tx) error {
+		err = db.InTx(ctx, func(ctx context.Context, tx *Tx) error {
 			var done int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE context = $1 AND name = $2`,
 				set.Context, name).Scan(&done); err != nil || done > 0 {

@@ -42,9 +42,9 @@ func benchRelay(b *testing.B, driver, dest string) {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i += 100 {
-		err := d.InTx(context.Background(), func(tx *db.Tx) error {
+		err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
 			for j := i; j < min(i+100, b.N); j++ {
-				if err := bus.Publish(context.Background(), outbox.Publisher(tx), placed, fmt.Sprint(j%10), order{Seq: j}); err != nil {
+				if err := bus.Publish(ctx, outbox.Publisher(tx), placed, fmt.Sprint(j%10), order{Seq: j}); err != nil {
 					return err
 				}
 			}

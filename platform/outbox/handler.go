@@ -10,15 +10,15 @@ import (
 )
 
 // NewHandler is [bus.NewHandler] with exactly-once effects: fn runs in a
-// transaction that also records (name, event id) as processed, and every
-// d.InTx inside fn (given its ctx) joins that transaction, as does
-// [Publisher]. An event already recorded is acked without running fn; a
-// failure rolls back both the effects and the record, so the retry starts
-// clean.
+// transaction that also records (name, event id) as processed, and its ctx
+// carries that transaction, so every d.Q(ctx) and d.InTx inside fn joins it,
+// as does [Publisher]. An event already recorded is acked without running
+// fn; a failure rolls back both the effects and the record, so the retry
+// starts clean.
 func NewHandler[T any](d *db.DB, name string, topic bus.Topic[T], fn func(context.Context, bus.Event[T]) error, opts ...bus.HandlerOption) bus.Handler {
 	return bus.NewHandler(name, topic, func(ctx context.Context, e bus.Event[T]) error {
-		return d.InTx(ctx, func(tx *db.Tx) error {
-			fresh, err := store.New(tx).MarkProcessed(ctx, store.MarkProcessedParams{
+		return d.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+			fresh, err := store.New(d.Q(ctx)).MarkProcessed(ctx, store.MarkProcessedParams{
 				Handler: name, EventID: e.EventID, ProcessedAt: db.Now(),
 			})
 			if err != nil {
@@ -27,7 +27,7 @@ func NewHandler[T any](d *db.DB, name string, topic bus.Topic[T], fn func(contex
 			if fresh == 0 {
 				return nil // a redelivery: the effects are already committed
 			}
-			return fn(db.WithTx(ctx, tx), e)
+			return fn(ctx, e)
 		})
 	}, opts...)
 }

@@ -3,6 +3,9 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,8 +32,8 @@ func TestHandlerAppliesEachEventOnce(t *testing.T) {
 		done := make(chan struct{}, 10)
 		h := outbox.NewHandler(d, "shop.apply-order", placed, func(ctx context.Context, e bus.Event[order]) error {
 			runs.Add(1)
-			err := d.InTx(ctx, func(tx *db.Tx) error { // joins the handler's transaction
-				_, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id) VALUES ($1)`, e.EventID)
+			err := d.InTx(ctx, func(ctx context.Context, _ *db.Tx) error { // joins the handler's transaction
+				_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO effects (event_id) VALUES ($1)`, e.EventID)
 				return err
 			})
 			if err == nil && failFirst {
@@ -74,6 +77,155 @@ func TestHandlerAppliesEachEventOnce(t *testing.T) {
 		if runs.Load() < 2 {
 			t.Fatalf("handler ran %d times, want the failed attempt and its retry", runs.Load())
 		}
+	})
+}
+
+// TestHandlerUseCaseReadThenWriteJoinsItsTransaction runs, from an
+// idempotent handler, a use case that reads through d.Q and then writes
+// through d.InTx: both join the handler's transaction, so the first attempt
+// succeeds, and the read sees what the transaction wrote before it.
+func TestHandlerUseCaseReadThenWriteJoinsItsTransaction(t *testing.T) {
+	dbtest.Each(t, []db.Migrations{outbox.Migrations}, func(t *testing.T, d *db.DB) {
+		createOrderTables(t, d)
+		outside := -1
+		runs, poisoned := handleOnce(t, d, func(ctx context.Context, e bus.Event[order]) error {
+			// An earlier write of the handler's transaction.
+			if _, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO orders (seq) VALUES ($1)`, e.Payload.Seq); err != nil {
+				return err
+			}
+			if d.Driver == db.DriverPostgres { // SQLite's one connection is the transaction's
+				if err := d.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders`).Scan(&outside); err != nil {
+					return err
+				}
+			}
+			return tally(ctx, d, d.Q(ctx), e.Payload.Seq)
+		})
+		if runs != 1 || len(poisoned) != 0 {
+			t.Fatalf("handler ran %d times, poisoned %q; want one successful attempt", runs, poisoned)
+		}
+		if d.Driver == db.DriverPostgres && outside != 0 {
+			t.Fatalf("a reader outside the transaction saw %d orders before the commit, want 0", outside)
+		}
+		var seq, seen, orders int
+		if err := d.QueryRowContext(context.Background(), `SELECT seq, orders_seen, (SELECT COUNT(*) FROM orders) FROM tallies`).Scan(&seq, &seen, &orders); err != nil {
+			t.Fatalf("the use case's write was not committed: %v", err)
+		}
+		if seq != 1 || seen != 1 || orders != 1 {
+			t.Fatalf("tally of order %d saw %d orders, %d committed; want order 1 seeing the 1 its transaction wrote", seq, seen, orders)
+		}
+	})
+
+	// Why use cases read through Q: on SQLite the handler's transaction holds
+	// the only connection, so a read through the pool waits for it until the
+	// handler times out, on every attempt, and the event is poisoned.
+	t.Run("sqlite pool read waits out the handler timeout", func(t *testing.T) {
+		d := dbtest.Open(t, db.DriverSQLite, outbox.Migrations)
+		createOrderTables(t, d)
+		var (
+			early   time.Duration // how long before the handler's deadline the read returned
+			readErr error
+		)
+		runs, poisoned := handleOnce(t, d, func(ctx context.Context, e bus.Event[order]) error {
+			readErr = tally(ctx, d, d.DB, e.Payload.Seq)
+			deadline, _ := ctx.Deadline()
+			early = time.Until(deadline)
+			return readErr
+		})
+		if !errors.Is(readErr, context.DeadlineExceeded) || early > 0 {
+			t.Fatalf("pool read returned %v %s before the handler timeout, want it still waiting when the timeout hit", readErr, early)
+		}
+		if runs != 1 || len(poisoned) != 1 {
+			t.Fatalf("handler ran %d times, poisoned %d events; want its only attempt to poison the event", runs, len(poisoned))
+		}
+	})
+}
+
+// handlerTimeout bounds each handler attempt in handleOnce.
+const handlerTimeout = time.Second
+
+// handleOnce delivers one order to an outbox.NewHandler running fn on a real
+// bus, without retries, and returns once the bus has drained: how many times
+// fn ran and the reason of each event poisoned.
+func handleOnce(t *testing.T, d *db.DB, fn func(context.Context, bus.Event[order]) error) (int, []string) {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		mu       sync.Mutex
+		runs     int
+		poisoned []string
+	)
+	settled := make(chan struct{}, 2)
+	h := outbox.NewHandler(d, "shop.tally-order", placed, func(ctx context.Context, e bus.Event[order]) error {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		err := fn(ctx, e)
+		if err == nil {
+			settled <- struct{}{}
+		}
+		return err
+	}, bus.Timeout(handlerTimeout))
+	record := bus.NewPoisonHandler("test.record-poisoned", func(_ context.Context, p bus.PoisonedMessage) error {
+		mu.Lock()
+		poisoned = append(poisoned, p.Reason)
+		mu.Unlock()
+		settled <- struct{}{}
+		return nil
+	})
+	cfg := bus.DefaultConfig()
+	cfg.Retry.MaxRetries = 0 // the first attempt must succeed
+	b, err := bus.New(ctx, cfg, bus.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Register(h, record); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := bus.NewMessage(ctx, placed, "order-1", order{Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(placed.Name(), msg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-settled:
+	case <-time.After(5 * handlerTimeout):
+		t.Fatal("the event was neither handled nor poisoned")
+	}
+	b.Close() // waits for the handler's commit
+	mu.Lock()
+	defer mu.Unlock()
+	return runs, poisoned
+}
+
+// createOrderTables makes the tables tally reads and writes.
+func createOrderTables(t *testing.T, d *db.DB) {
+	t.Helper()
+	for _, stmt := range []string{
+		`CREATE TABLE orders (seq INTEGER NOT NULL)`,
+		`CREATE TABLE tallies (seq INTEGER NOT NULL, orders_seen INTEGER NOT NULL)`,
+	} {
+		if _, err := d.ExecContext(context.Background(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tally is shaped like a use case: it reads through read, then writes in a
+// transaction (its own, or the one ctx carries).
+func tally(ctx context.Context, d *db.DB, read db.Querier, seq int) error {
+	var seen int
+	if err := read.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders`).Scan(&seen); err != nil {
+		return fmt.Errorf("count orders: %w", err)
+	}
+	return d.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+		_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO tallies (seq, orders_seen) VALUES ($1, $2)`, seq, seen)
+		return err
 	})
 }
 

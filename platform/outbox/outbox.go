@@ -7,6 +7,10 @@
 //     commit order, at least once.
 //   - [NewHandler] records (handler, event id) in the transaction of the
 //     handler's own writes, so a redelivered event is acked without effect.
+//     The handler's ctx carries that transaction, and the use case it
+//     calls joins it by querying through d.Q(ctx) and d.InTx(ctx, ...); a
+//     read through the pool would instead wait, on SQLite's one connection,
+//     for the connection the transaction holds.
 //
 // Both work on SQLite and PostgreSQL.
 package outbox
@@ -67,8 +71,8 @@ func schemaFor(driver string, batchSize int) (sql.SchemaAdapter, sql.OffsetsAdap
 // Publisher returns a publisher that writes events into tx's outbox: they
 // reach the bus once, and only if, tx commits.
 //
-//	err := d.InTx(ctx, func(tx *db.Tx) error {
-//		if err := store.New(tx).CreateUser(ctx, params); err != nil {
+//	err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+//		if err := store.New(d.Q(ctx)).CreateUser(ctx, params); err != nil {
 //			return err
 //		}
 //		return bus.Publish(ctx, outbox.Publisher(tx), topics.UserRegistered, id, payload)

@@ -78,9 +78,9 @@ func startRelay(t *testing.T, d *db.DB, out message.Publisher) *outbox.Relay {
 
 func publish(t *testing.T, d *db.DB, seqs ...int) {
 	t.Helper()
-	err := d.InTx(context.Background(), func(tx *db.Tx) error {
+	err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
 		for _, s := range seqs {
-			if err := bus.Publish(context.Background(), outbox.Publisher(tx), placed, "order-1", order{Seq: s}); err != nil {
+			if err := bus.Publish(ctx, outbox.Publisher(tx), placed, "order-1", order{Seq: s}); err != nil {
 				return err
 			}
 		}
@@ -108,8 +108,8 @@ func TestOutboxCommitsWithTheTransaction(t *testing.T) {
 		startRelay(t, d, out)
 
 		rolledBack := errors.New("rolled back")
-		err := d.InTx(context.Background(), func(tx *db.Tx) error {
-			if err := bus.Publish(context.Background(), outbox.Publisher(tx), placed, "order-1", order{Seq: -1}); err != nil {
+		err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+			if err := bus.Publish(ctx, outbox.Publisher(tx), placed, "order-1", order{Seq: -1}); err != nil {
 				return err
 			}
 			return rolledBack

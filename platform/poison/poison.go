@@ -75,7 +75,7 @@ func (s *Store) Save(ctx context.Context, p bus.PoisonedMessage) error {
 	if payload == nil {
 		payload = []byte{}
 	}
-	return store.New(s.db).SavePoisoned(ctx, store.SavePoisonedParams{
+	return store.New(s.db.Q(ctx)).SavePoisoned(ctx, store.SavePoisonedParams{
 		ID: uuid.Must(uuid.NewV7()).String(), MessageID: p.ID, Topic: p.Topic, Handler: p.Handler,
 		Reason: p.Reason, Attempts: int64(p.Attempts), Payload: payload, Metadata: string(md),
 		PoisonedAt: db.Now(),
@@ -88,7 +88,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := store.New(s.db).ListPoisoned(ctx, store.ListPoisonedParams{Topic: f.Topic, Handler: f.Handler, MaxRows: int32(limit)})
+	rows, err := store.New(s.db.Q(ctx)).ListPoisoned(ctx, store.ListPoisonedParams{Topic: f.Topic, Handler: f.Handler, MaxRows: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list poisoned messages: %w", err)
 	}
@@ -105,12 +105,12 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 
 // Count returns how many messages f selects.
 func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
-	return store.New(s.db).CountPoisoned(ctx, store.CountPoisonedParams{Topic: f.Topic, Handler: f.Handler})
+	return store.New(s.db.Q(ctx)).CountPoisoned(ctx, store.CountPoisonedParams{Topic: f.Topic, Handler: f.Handler})
 }
 
 // Get returns one message.
 func (s *Store) Get(ctx context.Context, id string) (Message, error) {
-	r, err := store.New(s.db).GetPoisoned(ctx, id)
+	r, err := store.New(s.db.Q(ctx)).GetPoisoned(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, ErrNotFound
 	}
@@ -122,8 +122,8 @@ func (s *Store) Get(ctx context.Context, id string) (Message, error) {
 
 // Replay sends the message back to the handler that failed on it.
 func (s *Store) Replay(ctx context.Context, id string) error {
-	return s.db.InTx(ctx, func(tx *db.Tx) error {
-		q := store.New(tx)
+	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		q := store.New(s.db.Q(ctx))
 		r, err := q.GetPoisoned(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
@@ -150,7 +150,7 @@ func (s *Store) ReplayAll(ctx context.Context, f Filter) (int, error) {
 
 // Purge deletes one message.
 func (s *Store) Purge(ctx context.Context, id string) error {
-	n, err := store.New(s.db).DeletePoisoned(ctx, id)
+	n, err := store.New(s.db.Q(ctx)).DeletePoisoned(ctx, id)
 	if err == nil && n == 0 {
 		return ErrNotFound
 	}

@@ -24,8 +24,8 @@ func (s *Service) CreateProfile(ctx context.Context, userID, email, name string)
 	if err != nil {
 		return err
 	}
-	err = s.db.InTx(ctx, func(tx *db.Tx) error {
-		inserted, err := store.New(tx).CreateCustomer(ctx, store.CreateCustomerParams{
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		inserted, err := store.New(s.db.Q(ctx)).CreateCustomer(ctx, store.CreateCustomerParams{
 			ID: c.ID, UserID: c.UserID, Email: c.Email, Name: c.Name, Tier: string(c.Tier),
 			Active: c.Active, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		})

@@ -20,8 +20,8 @@ import (
 // domain.ErrNotFound while the user has no customer yet: the registration
 // may still be on its way, and the caller retries.
 func (s *Service) DeactivateUserCustomer(ctx context.Context, userID string) error {
-	err := s.db.InTx(ctx, func(tx *db.Tx) error {
-		q := store.New(tx)
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		q := store.New(s.db.Q(ctx))
 		row, err := q.DeactivateCustomerOfUser(ctx, store.DeactivateCustomerOfUserParams{UserID: userID, UpdatedAt: db.Now()})
 		if err == nil {
 			c := toDomain(row)

@@ -15,13 +15,13 @@ const ListLimit = 100
 
 // Get reads a customer.
 func (s *Service) Get(ctx context.Context, id string) (domain.Customer, error) {
-	return loadCustomer(ctx, store.New(s.db), id)
+	return loadCustomer(ctx, store.New(s.db.Q(ctx)), id)
 }
 
 // List returns the newest customers, at most ListLimit, or only the
 // customer of userID when it is not empty.
 func (s *Service) List(ctx context.Context, userID string) ([]domain.Customer, error) {
-	q := store.New(s.db)
+	q := store.New(s.db.Q(ctx))
 	if userID != "" {
 		// A user has at most one customer.
 		row, err := q.GetCustomerByUserID(ctx, userID)

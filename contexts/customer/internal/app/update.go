@@ -29,10 +29,10 @@ func (s *Service) Update(ctx context.Context, id string, name, tier *string) (do
 		params.Tier = sql.NullString{String: string(*changes.Tier), Valid: true}
 	}
 	var c domain.Customer
-	err = s.db.InTx(ctx, func(tx *db.Tx) error {
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		// One statement that writes only the changed columns and returns the
 		// result: no read-modify-write that could undo a concurrent deactivation.
-		row, err := store.New(tx).UpdateCustomerDetails(ctx, params)
+		row, err := store.New(s.db.Q(ctx)).UpdateCustomerDetails(ctx, params)
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.ErrNotFound
 		}

@@ -21,8 +21,8 @@ func (s *Service) WinDeal(ctx context.Context, customerID string, amountCents in
 	if err != nil {
 		return domain.Deal{}, err
 	}
-	err = s.db.InTx(ctx, func(tx *db.Tx) error {
-		q := store.New(tx)
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		q := store.New(s.db.Q(ctx))
 		c, err := loadCustomer(ctx, q, customerID)
 		if err != nil {
 			return err

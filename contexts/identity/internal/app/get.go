@@ -9,5 +9,5 @@ import (
 
 // Get reads a user.
 func (s *Service) Get(ctx context.Context, id string) (domain.User, error) {
-	return loadUser(ctx, store.New(s.db), id)
+	return loadUser(ctx, store.New(s.db.Q(ctx)), id)
 }

@@ -34,8 +34,8 @@ func (s *Service) Register(ctx context.Context, email, name, password string) (d
 		ID: uuid.Must(uuid.NewV7()).String(), Email: reg.Email, Name: reg.Name, PasswordHash: string(hash),
 		Status: domain.StatusPending, CreatedAt: now, UpdatedAt: now,
 	}
-	err = s.db.InTx(ctx, func(tx *db.Tx) error {
-		err := store.New(tx).CreateUser(ctx, store.CreateUserParams{
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		err := store.New(s.db.Q(ctx)).CreateUser(ctx, store.CreateUserParams{
 			ID: u.ID, Email: u.Email, EmailNormalized: domain.NormalizeEmail(u.Email), Name: u.Name,
 			PasswordHash: u.PasswordHash, Status: string(u.Status), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 		})

@@ -10,7 +10,7 @@ import (
 
 // List reads a context's settings with their current values, by key.
 func (s *Service) List(ctx context.Context, contextName string) ([]domain.Setting, error) {
-	rows, err := store.New(s.db).ListSettings(ctx, contextName)
+	rows, err := store.New(s.db.Q(ctx)).ListSettings(ctx, contextName)
 	if err != nil {
 		return nil, fmt.Errorf("list settings of %s: %w", contextName, err)
 	}

@@ -32,8 +32,8 @@ func (s *Service) StoreSchema(ctx context.Context, schema setting.Schema) error 
 		kept    []topics.SettingUpdatedV1
 		removed []dropped
 	)
-	err = s.db.InTx(ctx, func(tx *db.Tx) error {
-		q := store.New(tx)
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		q := store.New(s.db.Q(ctx))
 		if err := q.DeleteDefinitions(ctx, schema.Context); err != nil {
 			return fmt.Errorf("delete definitions of %s: %w", schema.Context, err)
 		}

@@ -24,8 +24,8 @@ import (
 // stored one, or the default), since caches hold that already.
 func (s *Service) Update(ctx context.Context, contextName, key string, value json.RawMessage) (json.RawMessage, error) {
 	var stored json.RawMessage
-	err := s.db.InTx(ctx, func(tx *db.Tx) error {
-		q := store.New(tx)
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		q := store.New(s.db.Q(ctx))
 		row, err := q.GetSetting(ctx, store.GetSettingParams{Context: contextName, Key: key})
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.ErrSettingNotFound
