@@ -31,6 +31,10 @@ import (
 //   - cmd/app wires every context;
 //   - contexts build handlers with outbox.NewHandler (exactly-once effects),
 //     never bus.NewHandler, so idempotency is the default, not a choice;
+//   - contexts/{ctx} reaches its tables through store.New(d.Q(ctx)), which
+//     joins the transaction ctx carries: store.New on anything else reads
+//     outside a handler's transaction (and on SQLite's single connection
+//     waits for it until the handler times out);
 //   - contexts/{ctx} publishes only its own topics: every topic it passes to
 //     a publish function of platform/bus (one that takes a Topic and builds
 //     no Handler: Publish, NewMessage) is a topics.X whose name, declared in
@@ -64,6 +68,7 @@ func TestRulesRejectViolations(t *testing.T) {
 		"contexts/alpha/internal/app/app.go: app imports ports: " + module + "/contexts/alpha/internal/ports",
 		"contexts/alpha/internal/ports/ports.go: ports imports store: " + module + "/contexts/alpha/internal/store",
 		"cmd/app/main_test.go imports alpha's internals: " + module + "/contexts/alpha/internal/domain",
+		"contexts/alpha/internal/app/get.go:14: store.New(s.db) bypasses the ambient transaction: use store.New(d.Q(ctx))",
 	}
 	for _, w := range want {
 		if !slices.Contains(got, w) {
@@ -157,6 +162,12 @@ func contextViolations(tr tree, ctx string, topicNames map[string]string, publis
 		}
 		for _, ref := range f.refs(module+"/platform/bus", "NewHandler") {
 			out = append(out, fmt.Sprintf("%s: bus.NewHandler in a context: use outbox.NewHandler", tr.pos(f, ref)))
+		}
+		for _, call := range f.calls(own+"/internal/store", "New") {
+			if len(call.Args) != 1 || !isQCall(call.Args[0]) {
+				out = append(out, fmt.Sprintf("%s: store.New(%s) bypasses the ambient transaction: use store.New(d.Q(ctx))",
+					tr.pos(f, call), types.ExprString(call.Args[0])))
+			}
 		}
 		for _, topic := range f.published(publishers) {
 			name, ok := topicNames[f.topicVar(topic)]
@@ -356,6 +367,28 @@ func (f file) refs(pkg, name string) []ast.Node {
 		return true
 	})
 	return out
+}
+
+// calls lists every call f makes to pkg.name.
+func (f file) calls(pkg, name string) []*ast.CallExpr {
+	var out []*ast.CallExpr
+	ast.Inspect(f.ast, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok && f.isFunc(call.Fun, pkg, name) {
+			out = append(out, call)
+		}
+		return true
+	})
+	return out
+}
+
+// isQCall reports whether e is a call x.Q(...).
+func isQCall(e ast.Expr) bool {
+	call, ok := e.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	return ok && sel.Sel.Name == "Q"
 }
 
 // published lists the topic argument of every call f makes to one of the

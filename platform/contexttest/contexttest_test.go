@@ -40,8 +40,8 @@ var demo = fx.Module("demo",
 			if err := httpx.Decode(w, r, &body); err != nil {
 				return err
 			}
-			err := d.InTx(r.Context(), func(tx *db.Tx) error {
-				return bus.Publish(r.Context(), outbox.Publisher(tx), pinged, "p1", body)
+			err := d.InTx(r.Context(), func(ctx context.Context, tx *db.Tx) error {
+				return bus.Publish(ctx, outbox.Publisher(tx), pinged, "p1", body)
 			})
 			if err != nil {
 				return err
@@ -55,7 +55,7 @@ var demo = fx.Module("demo",
 			if e.Payload.N < 0 {
 				return bus.Permanent(errors.New("negative ping"))
 			}
-			return d.InTx(ctx, func(tx *db.Tx) error {
+			return d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 				return bus.Publish(ctx, outbox.Publisher(tx), ponged, e.AggregateID, pongV1(e.Payload))
 			})
 		})}
