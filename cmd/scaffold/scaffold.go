@@ -36,11 +36,16 @@ var reservedNames = []string{"app", "cmd", "contexts", "internal", "main", "plat
 // aggregate invoice: billing, Billing, invoice, Invoice, invoices, Invoices.
 type names struct {
 	Module, Name, Agg, AggTitle, Aggs, AggsTitle string
+	A                                            string // the article before Agg: a or an
 }
 
 func newNames(module, name, aggregate string) names {
 	plural := pluralize(aggregate)
-	return names{Module: module, Name: name, Agg: aggregate, AggTitle: camel(aggregate), Aggs: plural, AggsTitle: camel(plural)}
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(aggregate[0])) {
+		article = "an"
+	}
+	return names{Module: module, Name: name, Agg: aggregate, AggTitle: camel(aggregate), Aggs: plural, AggsTitle: camel(plural), A: article}
 }
 
 // Add creates context name under root with the given aggregate: its
