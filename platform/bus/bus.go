@@ -187,7 +187,9 @@ func (b *Bus) Register(hs ...Handler) error {
 		}
 		ds := newDrainingSubscriber(sub, owned, b.cfg.CloseTimeout)
 		b.subs = append(b.subs, ds)
-		rh := b.router.AddConsumerHandler(h.name, h.topic, ds, h.handle)
+		rh := b.router.AddConsumerHandler(h.name, h.topic, ds, func(msg *message.Message) error {
+			return h.handle(b.logger, msg)
+		})
 		timeout := b.cfg.HandlerTimeout
 		if h.timeout > 0 {
 			timeout = h.timeout

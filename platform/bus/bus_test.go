@@ -199,3 +199,15 @@ func (s *syncBuffer) lineWith(substr string) string {
 	}
 	return ""
 }
+
+func (s *syncBuffer) linesWith(substr string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lines []string
+	for _, line := range strings.Split(s.b.String(), "\n") {
+		if strings.Contains(line, substr) {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}

@@ -3,8 +3,11 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -22,7 +25,7 @@ type Handler struct {
 	broadcast bool
 	poison    bool // consumes the poison topic, see NewPoisonHandler
 	timeout   time.Duration
-	handle    func(*message.Message) error
+	handle    func(*slog.Logger, *message.Message) error // the bus passes its logger
 }
 
 // HandlerOption tunes one handler.
@@ -41,18 +44,45 @@ func Timeout(d time.Duration) HandlerOption { return func(h *Handler) { h.timeou
 // decoded payload and its envelope; an error is retried with backoff, then the
 // event goes to the poison topic. Return an error wrapped with [Permanent] to
 // skip the retries. A payload that cannot be decoded is poisoned at once.
+//
+// The event's schema version is checked against the topic's: an event of a
+// newer version is handled (fields fn does not know are ignored) and logged
+// at warn level once per version; an event of an older version whose payload
+// no longer decodes into T is poisoned with a reason saying so.
 func NewHandler[T any](name string, topic Topic[T], fn func(context.Context, Event[T]) error, opts ...HandlerOption) Handler {
 	h := Handler{name: name, topic: topic.Name()}
 	for _, opt := range opts {
 		opt(&h)
 	}
-	h.handle = func(msg *message.Message) error {
+	var warned sync.Map // newer schema versions already logged
+	h.handle = func(logger *slog.Logger, msg *message.Message) error {
 		if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != name {
 			return nil
 		}
 		e, err := Decode(topic, msg)
+		var undecodable payloadError
+		// Versions below 1 are never published (NewTopic rejects them), so
+		// they say nothing about the payload's age.
+		if errors.As(err, &undecodable) && undecodable.version >= 1 && undecodable.version < topic.Version() {
+			// Said plainly, since the fix is in the topic's declaration: an
+			// incompatible change needed a new topic, not a new version.
+			return Permanent(fmt.Errorf("event %s of %s has schema version %d, older than version %d handler %s decodes, and does not decode: %w",
+				undecodable.eventID, topic.Name(), undecodable.version, topic.Version(), name, undecodable.err))
+		}
 		if err != nil {
 			return Permanent(err)
+		}
+		if e.SchemaVersion > topic.Version() {
+			// Expected while publishers are upgraded before consumers; once
+			// per version is enough to notice a consumer left behind.
+			if _, seen := warned.LoadOrStore(e.SchemaVersion, true); !seen {
+				logger.WarnContext(msg.Context(), "Event has a newer schema version than its handler; unknown fields are ignored",
+					"handler", name,
+					"topic", topic.Name(),
+					"event_version", e.SchemaVersion,
+					"handler_version", topic.Version(),
+					"event_id", e.EventID)
+			}
 		}
 		ctx := context.WithValue(msg.Context(), envelopeKey{}, e.Envelope)
 		return fn(ctx, e)
@@ -73,10 +103,25 @@ func Decode[T any](topic Topic[T], msg *message.Message) (Event[T], error) {
 	}
 	var payload T
 	if err := json.Unmarshal(msg.Payload, &payload); err != nil {
-		return Event[T]{}, fmt.Errorf("decode %s payload of event %s: %w", topic.Name(), env.EventID, err)
+		return Event[T]{}, payloadError{topic.Name(), env.EventID, env.SchemaVersion, err}
 	}
 	return Event[T]{Envelope: env, Payload: payload}, nil
 }
+
+// payloadError is an event whose payload does not decode into the topic's
+// type; it keeps the event's schema version for the handler to explain why.
+type payloadError struct {
+	topic   string
+	eventID string
+	version int
+	err     error
+}
+
+func (e payloadError) Error() string {
+	return fmt.Sprintf("decode %s payload of event %s: %v", e.topic, e.eventID, e.err)
+}
+
+func (e payloadError) Unwrap() error { return e.err }
 
 // Name is the handler's stable name.
 func (h Handler) Name() string { return h.name }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strconv"
 
@@ -26,7 +27,7 @@ type PoisonedMessage struct {
 // failures are retried and then redelivered, never poisoned again, so
 // nothing that reached the poison topic is lost.
 func NewPoisonHandler(name string, fn func(context.Context, PoisonedMessage) error) Handler {
-	return Handler{name: name, poison: true, handle: func(msg *message.Message) error {
+	return Handler{name: name, poison: true, handle: func(_ *slog.Logger, msg *message.Message) error {
 		if err := fn(msg.Context(), DecodePoisoned(msg)); err != nil {
 			return poisonHandlerError{fmt.Errorf("poison handler %s: %w", name, err)}
 		}

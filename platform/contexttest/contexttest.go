@@ -81,6 +81,20 @@ func Start(t testing.TB, driver string, modules ...fx.Option) *Harness {
 	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.Database = dbtest.Config(t, driver)
+	return start(t, cfg, modules...)
+}
+
+// StartOn is [Start] on d, a database the test opened (dbtest.Open), instead
+// of a new one: applications started on one database are instances of the
+// binary sharing it, each with its own bus and relay. d stays open when the
+// application stops.
+func StartOn(t testing.TB, d *db.DB, modules ...fx.Option) *Harness {
+	t.Helper()
+	return start(t, app.DefaultConfig(), append([]fx.Option{fx.Replace(d)}, modules...)...)
+}
+
+func start(t testing.TB, cfg app.Config, modules ...fx.Option) *Harness {
+	t.Helper()
 	// Warnings and errors only: failed attempts and poisoned messages.
 	logger := slog.New(bus.NewLogHandler(slog.NewTextHandler(testLog(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
 

@@ -11,6 +11,7 @@ import (
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/contexttest"
 	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/db/dbtest"
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
 )
@@ -119,5 +120,36 @@ func TestOptionsReachTheApplication(t *testing.T) {
 	}
 	if p := h.NextPoisoned(t); p.Handler != pong {
 		t.Fatalf("poisoned = %+v, want %s's", p, pong)
+	}
+}
+
+// TestStartOnSharesTheDatabase: applications started on one database are
+// instances sharing it, and the database outlives each of them.
+func TestStartOnSharesTheDatabase(t *testing.T) {
+	for _, driver := range dbtest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := dbtest.Open(t, driver)
+			t.Run("first instance", func(t *testing.T) {
+				h := contexttest.StartOn(t, d, demo)
+				if h.DB != d {
+					t.Fatal("the application opened a database of its own")
+				}
+				if r := h.Do(t, "POST", "/api/demo/pings", map[string]int{"n": 1}); r.Status != http.StatusAccepted {
+					t.Fatalf("POST ping = %d %s", r.Status, r.Raw)
+				}
+				contexttest.Next(t, h, ponged)
+			})
+			if err := d.PingContext(context.Background()); err != nil {
+				t.Fatalf("the database closed with the first instance: %v", err)
+			}
+			h := contexttest.StartOn(t, d, demo)
+			var processed int
+			if err := h.DB.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM processed_events WHERE handler = $1`, pong).Scan(&processed); err != nil {
+				t.Fatal(err)
+			}
+			if processed != 1 {
+				t.Fatalf("the second instance sees %d events processed by %s, want the first instance's 1", processed, pong)
+			}
+		})
 	}
 }

@@ -8,17 +8,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/example/monolith/contexts/settings"
 	"github.com/example/monolith/contexts/settings/internal/app"
 	"github.com/example/monolith/contexts/settings/internal/domain"
 	"github.com/example/monolith/contexts/settings/internal/store"
-	"github.com/example/monolith/platform/bus"
-	"github.com/example/monolith/platform/db"
-	"github.com/example/monolith/platform/db/dbtest"
-	"github.com/example/monolith/platform/outbox/outboxtest"
+	"github.com/example/monolith/platform/contexttest"
 	"github.com/example/monolith/platform/setting"
 	"github.com/example/monolith/platform/topics"
 )
@@ -29,86 +25,33 @@ var shop = setting.Schema{Context: "shop", Settings: []setting.Definition{
 	setting.Int("limit", 10, 1, 100, "items per order"),
 }}
 
-// events records what the settings context publishes on a real in-process
-// bus: settings.setting.updated through the outbox and its relay,
-// settings.validation.failed straight to the bus.
-type events struct {
-	mu       sync.Mutex
-	updated  []topics.SettingUpdatedV1
-	rejected []topics.ValidationFailedV1
+// service is a settings service on the harness's database, publishing
+// on its bus as the module's does.
+func service(h *contexttest.Harness) *app.Service {
+	return app.NewService(h.DB, h.Bus, slog.New(slog.DiscardHandler))
 }
 
-func (e *events) count() (int, int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.updated), len(e.rejected)
-}
-
-// take returns the updates recorded so far and forgets them.
-func (e *events) take() map[string]string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// updates reads the next n settings.setting.updated events, as values by
+// context/key.
+func updates(t *testing.T, h *contexttest.Harness, n int) map[string]string {
+	t.Helper()
 	got := map[string]string{}
-	for _, u := range e.updated {
+	for range n {
+		u := contexttest.Next(t, h, topics.SettingUpdated).Payload
 		got[u.Context+"/"+u.Key] = string(u.Value)
 	}
-	e.updated = nil
 	return got
 }
-
-func newService(t *testing.T, d *db.DB) (*app.Service, *events) {
-	t.Helper()
-	b, err := bus.New(context.Background(), bus.DefaultConfig(), bus.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	rec := &events{}
-	err = b.Register(
-		bus.NewHandler("test.record-updated", topics.SettingUpdated, func(_ context.Context, e bus.Event[topics.SettingUpdatedV1]) error {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			rec.updated = append(rec.updated, e.Payload)
-			return nil
-		}),
-		bus.NewHandler("test.record-rejected", topics.ValidationFailed, func(_ context.Context, e bus.Event[topics.ValidationFailedV1]) error {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			rec.rejected = append(rec.rejected, e.Payload)
-			return nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	outboxtest.Relay(t, d, b) // before the first publish: it creates the outbox tables
-	return app.NewService(d, b, slog.New(slog.DiscardHandler)), rec
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// settle gives an event that should not have been published the time to
-// arrive: the relay polls the outbox and gochannel delivers asynchronously.
-func settle() { time.Sleep(500 * time.Millisecond) }
 
 // values lists a context's current values by key.
 func values(t *testing.T, s *app.Service, contextName string) map[string]string {
 	t.Helper()
-	settings, err := s.List(context.Background(), contextName)
+	listed, err := s.List(context.Background(), contextName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, st := range settings {
+	for _, st := range listed {
 		got[st.Key] = string(st.Value)
 	}
 	return got
@@ -122,23 +65,23 @@ func update(t *testing.T, s *app.Service, key, value string) {
 }
 
 func TestStoreSchemaStoresDefinitionsAndRepublishesValues(t *testing.T) {
-	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+	contexttest.Each(t, func(t *testing.T, h *contexttest.Harness) {
 		ctx := context.Background()
-		s, rec := newService(t, d)
+		s := service(h)
 		if _, err := s.List(ctx, "shop"); !errors.Is(err, domain.ErrContextNotFound) {
 			t.Fatalf("List before StoreSchema = %v, want ErrContextNotFound", err)
 		}
 		if err := s.StoreSchema(ctx, shop); err != nil {
 			t.Fatal(err)
 		}
-		settings, err := s.List(ctx, "shop")
+		listed, err := s.List(ctx, "shop")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(settings) != 3 {
-			t.Fatalf("List = %+v, want the 3 declared settings", settings)
+		if len(listed) != 3 {
+			t.Fatalf("List = %+v, want the 3 declared settings", listed)
 		}
-		limit, tier := settings[0], settings[2]
+		limit, tier := listed[0], listed[2]
 		if limit.Key != "limit" || limit.Type != setting.TypeInt || string(limit.Value) != "10" || *limit.Min != 1 || *limit.Max != 100 ||
 			limit.Description != "items per order" {
 			t.Fatalf("limit = %+v", limit)
@@ -146,44 +89,39 @@ func TestStoreSchemaStoresDefinitionsAndRepublishesValues(t *testing.T) {
 		if tier.Key != "tier" || string(tier.Value) != `"basic"` || strings.Join(tier.Allowed, ",") != "basic,pro" || tier.Min != nil {
 			t.Fatalf("tier = %+v", tier)
 		}
-		settle()
-		if n, _ := rec.count(); n != 0 {
-			t.Fatalf("%d settings.setting.updated with no value stored, want none", n)
-		}
+		// No value stored: nothing to publish.
+		contexttest.None(t, h, topics.SettingUpdated)
 
 		update(t, s, "open", "false")
 		update(t, s, "tier", `"pro"`)
-		waitFor(t, "the two updates", func() bool { n, _ := rec.count(); return n == 2 })
-		rec.take()
+		updates(t, h, 2)
 
 		// A restarted instance stores the schema again: its stored values
 		// are published for every instance's cache.
 		if err := s.StoreSchema(ctx, shop); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the stored values republished", func() bool { n, _ := rec.count(); return n == 2 })
 		want := map[string]string{"shop/open": "false", "shop/tier": `"pro"`}
-		if got := rec.take(); !maps.Equal(got, want) {
+		if got := updates(t, h, 2); !maps.Equal(got, want) {
 			t.Fatalf("republished %v, want %v", got, want)
 		}
 		if got := values(t, s, "shop"); !maps.Equal(got, map[string]string{"open": "false", "tier": `"pro"`, "limit": "10"}) {
 			t.Fatalf("values after the second StoreSchema = %v", got)
 		}
-	})
+	}, settings.Module)
 }
 
 func TestStoreSchemaDropsValuesItNoLongerAccepts(t *testing.T) {
-	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+	contexttest.Each(t, func(t *testing.T, h *contexttest.Harness) {
 		ctx := context.Background()
-		s, rec := newService(t, d)
+		s := service(h)
 		if err := s.StoreSchema(ctx, shop); err != nil {
 			t.Fatal(err)
 		}
 		update(t, s, "open", "false")
 		update(t, s, "tier", `"pro"`)
 		update(t, s, "limit", "50")
-		waitFor(t, "the three updates", func() bool { n, _ := rec.count(); return n == 3 })
-		rec.take()
+		updates(t, h, 3)
 
 		// open is gone, tier no longer allows "pro", limit still accepts 50.
 		next := setting.Schema{Context: "shop", Settings: []setting.Definition{
@@ -196,25 +134,24 @@ func TestStoreSchemaDropsValuesItNoLongerAccepts(t *testing.T) {
 		if got := values(t, s, "shop"); !maps.Equal(got, map[string]string{"tier": `"basic"`, "limit": "50"}) {
 			t.Fatalf("values after the new schema = %v, want tier back to its default", got)
 		}
-		stored, err := store.New(d).ListValues(ctx, "shop")
+		stored, err := store.New(h.DB).ListValues(ctx, "shop")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(stored) != 1 || stored[0].Key != "limit" {
 			t.Fatalf("stored values = %+v, want only limit", stored)
 		}
-		waitFor(t, "limit republished", func() bool { n, _ := rec.count(); return n >= 1 })
-		settle()
-		if got := rec.take(); !maps.Equal(got, map[string]string{"shop/limit": "50"}) {
+		if got := updates(t, h, 1); !maps.Equal(got, map[string]string{"shop/limit": "50"}) {
 			t.Fatalf("republished %v, want only the kept limit", got)
 		}
-	})
+		contexttest.None(t, h, topics.SettingUpdated)
+	}, settings.Module)
 }
 
 func TestInvalidSchemaStoresNothing(t *testing.T) {
-	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+	contexttest.Each(t, func(t *testing.T, h *contexttest.Harness) {
 		ctx := context.Background()
-		s, _ := newService(t, d)
+		s := service(h)
 		open := setting.Bool("open", true, "")
 		badDefault := setting.Bool("closed", false, "")
 		badDefault.Default = json.RawMessage(`"no"`)
@@ -233,13 +170,13 @@ func TestInvalidSchemaStoresNothing(t *testing.T) {
 		if _, err := s.List(ctx, "shop"); !errors.Is(err, domain.ErrContextNotFound) {
 			t.Fatalf("List after invalid schemas = %v, want ErrContextNotFound", err)
 		}
-	})
+	}, settings.Module)
 }
 
 func TestUpdate(t *testing.T) {
-	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+	contexttest.Each(t, func(t *testing.T, h *contexttest.Harness) {
 		ctx := context.Background()
-		s, rec := newService(t, d)
+		s := service(h)
 		if err := s.StoreSchema(ctx, shop); err != nil {
 			t.Fatal(err)
 		}
@@ -249,8 +186,7 @@ func TestUpdate(t *testing.T) {
 		if err != nil || string(got) != `"pro"` {
 			t.Fatalf("Update(tier, pro) = %s, %v", got, err)
 		}
-		waitFor(t, "settings.setting.updated", func() bool { n, _ := rec.count(); return n == 1 })
-		if u := rec.take(); !maps.Equal(u, map[string]string{"shop/tier": `"pro"`}) {
+		if u := updates(t, h, 1); !maps.Equal(u, map[string]string{"shop/tier": `"pro"`}) {
 			t.Fatalf("published %v", u)
 		}
 		if v := values(t, s, "shop")["tier"]; v != `"pro"` {
@@ -262,10 +198,7 @@ func TestUpdate(t *testing.T) {
 		update(t, s, "tier", `"pro"`)
 		update(t, s, "tier", `"\u0070ro"`)
 		update(t, s, "limit", "10")
-		settle()
-		if n, _ := rec.count(); n != 0 {
-			t.Fatalf("%d settings.setting.updated for values that did not change, want none", n)
-		}
+		contexttest.None(t, h, topics.SettingUpdated)
 
 		// Invalid: rejected, published as such, nothing stored.
 		for _, tc := range []struct{ key, value, reason string }{
@@ -280,20 +213,22 @@ func TestUpdate(t *testing.T) {
 				t.Fatalf("Update(%s, %s) = %v, want a validation error %q", tc.key, tc.value, err, tc.reason)
 			}
 		}
-		waitFor(t, "settings.validation.failed", func() bool { _, n := rec.count(); return n == 4 })
-		rec.mu.Lock()
-		i := slices.IndexFunc(rec.rejected, func(r topics.ValidationFailedV1) bool { return r.Key == "tier" })
-		tier := rec.rejected[i]
-		rec.mu.Unlock()
+		var rejected []topics.ValidationFailedV1
+		for range 4 {
+			rejected = append(rejected, contexttest.Next(t, h, topics.ValidationFailed).Payload)
+		}
+		i := slices.IndexFunc(rejected, func(r topics.ValidationFailedV1) bool { return r.Key == "tier" })
+		if i < 0 {
+			t.Fatalf("settings.validation.failed = %+v, none for tier", rejected)
+		}
+		tier := rejected[i]
 		if tier.Context != "shop" || string(tier.Value) != `"gold"` || tier.Reason != "tier must be one of basic, pro" {
 			t.Fatalf("settings.validation.failed = %+v", tier)
 		}
 		if got := values(t, s, "shop"); !maps.Equal(got, map[string]string{"open": "true", "tier": `"pro"`, "limit": "10"}) {
 			t.Fatalf("values after rejected updates = %v, want them unchanged", got)
 		}
-		if n, _ := rec.count(); n != 0 {
-			t.Fatalf("%d settings.setting.updated for rejected values, want none", n)
-		}
+		contexttest.None(t, h, topics.SettingUpdated)
 
 		// Unknown setting or context.
 		for _, target := range [][2]string{{"shop", "missing"}, {"nowhere", "open"}} {
@@ -304,5 +239,5 @@ func TestUpdate(t *testing.T) {
 		if _, err := s.List(ctx, "nowhere"); !errors.Is(err, domain.ErrContextNotFound) {
 			t.Fatalf("List(nowhere) = %v, want ErrContextNotFound", err)
 		}
-	})
+	}, settings.Module)
 }
