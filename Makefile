@@ -33,6 +33,10 @@ bench: ## run the bus and outbox relay benchmarks against every adapter
 generate: ## regenerate the sqlc code of every store from its migrations and queries
 	@for f in $(SQLC_CONFIGS); do echo "sqlc generate -f $$f"; $(SQLC) generate -f $$f || exit 1; done
 
+.PHONY: docs
+docs: ## regenerate docs/events.md, docs/asyncapi.yaml and README.md's flowchart from what the binary registers
+	$(GO) test -count=1 -run '^TestGeneratedDocs$$' ./cmd/app -update
+
 check-generated: ## fail when the committed sqlc code of any store is stale
 	@for f in $(SQLC_CONFIGS); do $(SQLC) diff -f $$f || { echo "stale: $$f (run make generate)"; exit 1; }; done
 

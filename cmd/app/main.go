@@ -4,6 +4,7 @@
 //	app [--config PATH]           serve HTTP and the event handlers (default)
 //	app [--config PATH] migrate   apply database migrations and exit
 //	app [--config PATH] poison    list, show, replay or purge poisoned messages
+//	app [--config PATH] catalog   print the topics, handlers and routes (--format table|markdown|json|mermaid|asyncapi)
 package main
 
 import (
@@ -40,7 +41,7 @@ func run(args []string) error {
 	flags := flag.NewFlagSet("app", flag.ContinueOnError)
 	configPath := flags.String("config", os.Getenv("APP_CONFIG"), "configuration file (YAML); empty: defaults and APP_* variables")
 	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...]")
+		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...|catalog ...]")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -61,6 +62,8 @@ func run(args []string) error {
 		return app.Migrate(cfg, logger, contexts...)
 	case "poison":
 		return app.Poison(context.Background(), cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
+	case "catalog":
+		return app.PrintCatalog(cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
 	default:
 		flags.Usage()
 		return fmt.Errorf("unknown command %q", cmd)

@@ -41,15 +41,8 @@ func NewMessage[T any](ctx context.Context, topic Topic[T], aggregateID string, 
 	if err != nil {
 		return nil, fmt.Errorf("event id: %w", err)
 	}
-	env := Envelope{
-		EventID:       id.String(),
-		EventType:     topic.Name(),
-		OccurredAt:    time.Now().UTC(),
-		AggregateID:   aggregateID,
-		AggregateType: topic.Aggregate(),
-		SchemaVersion: topic.Version(),
-		Source:        topic.Context(),
-	}
+	env := topic.Info().Envelope()
+	env.EventID, env.OccurredAt, env.AggregateID = id.String(), time.Now().UTC(), aggregateID
 	if parent, ok := EnvelopeFrom(ctx); ok {
 		env.CorrelationID, env.CausationID = parent.CorrelationID, parent.EventID
 	} else if env.CorrelationID = CorrelationID(ctx); env.CorrelationID == "" {

@@ -2,8 +2,8 @@ package bus
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
-	"strings"
 )
 
 // topicName is <context>.<aggregate>.<past-tense-verb>, lower case.
@@ -17,9 +17,10 @@ type Topic[T any] struct {
 	version int
 }
 
-// NewTopic declares a topic. It panics when name does not follow
-// <context>.<aggregate>.<verb> or version < 1: topics are declared in package
-// variables, so a bad declaration stops every test and binary at once.
+// NewTopic declares a topic, listed from then on by [Topics]. It panics when
+// name does not follow <context>.<aggregate>.<verb> or version < 1: topics
+// are declared in package variables, so a bad declaration stops every test
+// and binary at once.
 func NewTopic[T any](name string, version int) Topic[T] {
 	if !topicName.MatchString(name) {
 		panic(fmt.Sprintf("bus: topic %q is not <context>.<aggregate>.<verb> in lower case", name))
@@ -27,7 +28,9 @@ func NewTopic[T any](name string, version int) Topic[T] {
 	if version < 1 {
 		panic(fmt.Sprintf("bus: topic %q: schema version must be >= 1", name))
 	}
-	return Topic[T]{name: name, version: version}
+	t := Topic[T]{name: name, version: version}
+	declare(t.Info())
+	return t
 }
 
 // Name is the topic name, also the event type in the envelope.
@@ -37,7 +40,12 @@ func (t Topic[T]) Name() string { return t.name }
 func (t Topic[T]) Version() int { return t.version }
 
 // Context is the bounded context that owns and publishes the topic.
-func (t Topic[T]) Context() string { return strings.SplitN(t.name, ".", 2)[0] }
+func (t Topic[T]) Context() string { return contextOf(t.name) }
 
 // Aggregate is the aggregate type the topic's events are about.
-func (t Topic[T]) Aggregate() string { return strings.Split(t.name, ".")[1] }
+func (t Topic[T]) Aggregate() string { return aggregateOf(t.name) }
+
+// Info describes the topic without its type parameter.
+func (t Topic[T]) Info() TopicInfo {
+	return TopicInfo{Name: t.name, Version: t.version, Payload: reflect.TypeFor[T]()}
+}

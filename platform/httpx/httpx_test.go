@@ -127,7 +127,7 @@ func TestReadinessNamesWhatFails(t *testing.T) {
 
 func TestDuplicateRouteIsAnError(t *testing.T) {
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	_, err := httpx.NewHandler([]httpx.Route{{"GET /a", noop}, {"GET /a", noop}}, nil, prometheus.NewRegistry(), slog.Default())
+	_, err := httpx.NewHandler([]httpx.Route{{Pattern: "GET /a", Handler: noop}, {Pattern: "GET /a", Handler: noop}}, nil, prometheus.NewRegistry(), slog.Default())
 	if err == nil || !strings.Contains(err.Error(), `"GET /a"`) {
 		t.Fatalf("duplicate route: %v", err)
 	}

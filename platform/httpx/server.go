@@ -49,6 +49,9 @@ func (c Config) Validate() error {
 type Route struct {
 	Pattern string
 	Handler http.Handler
+	// Package is the import path of the constructor [AsRoutes] got the
+	// route from: it tells which context serves the route.
+	Package string
 }
 
 // Check is one dependency the readiness probe asks.
