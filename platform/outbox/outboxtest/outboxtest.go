@@ -4,7 +4,6 @@ package outboxtest
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 
@@ -16,7 +15,7 @@ import (
 // Relay forwards d's outbox to b (which must be started) until the test ends.
 func Relay(t testing.TB, d *db.DB, b *bus.Bus) {
 	t.Helper()
-	r, err := outbox.NewRelay(d, b, outbox.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := outbox.NewRelay(d, b, outbox.DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

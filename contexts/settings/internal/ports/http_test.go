@@ -59,7 +59,7 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, a
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
