@@ -2,8 +2,8 @@
 .DEFAULT_GOAL := help
 GO ?= go
 CONFIG ?= configs/app.yaml
-# sqlc is pinned in tools/go.mod, a module of its own so its dependencies
-# stay out of the application's go.mod.
+# sqlc and golangci-lint are pinned in tools/go.mod, a module of its own so
+# their dependencies stay out of the application's go.mod.
 SQLC := $(GO) tool -modfile=tools/go.mod sqlc
 # Every store owns its sqlc.yaml beside its migrations and queries.
 SQLC_CONFIGS = $(shell find contexts platform -name sqlc.yaml | sort)
@@ -46,6 +46,5 @@ context: ## add a bounded context: make context NAME=billing [AGGREGATE=invoice]
 context-remove: ## remove a bounded context: make context-remove NAME=billing
 	$(GO) run ./cmd/scaffold remove-context $(NAME)
 
-lint: ## gofmt and go vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	$(GO) vet ./...
+lint: ## golangci-lint, configured in .golangci.yml (gofmt, goimports, go vet and more)
+	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...

@@ -28,7 +28,7 @@ func TestMigrateCommandNeedsNoBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	// Every store with migrations, discovered: the contexts' and the platform's.
 	dirs, err := filepath.Glob("../*/*/internal/store/migrations")
 	if err != nil {
@@ -44,7 +44,7 @@ func TestMigrateCommandNeedsNoBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		var c string
 		if err := rows.Scan(&c); err != nil {

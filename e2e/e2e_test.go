@@ -193,7 +193,6 @@ func scenario(t *testing.T, ins []*apptest.Instance) {
 		customerOf(ins[0], id)
 	}
 	time.Sleep(time.Second) // let any duplicate delivery land before counting
-	total := 0
 	for _, id := range ids {
 		list, _ := last.Expect(t, http.StatusOK, "GET", "/api/customers?user_id="+id, nil).Body["customers"].([]any)
 		if len(list) != 1 {
@@ -201,7 +200,7 @@ func scenario(t *testing.T, ins []*apptest.Instance) {
 		}
 	}
 	all, _ := first.Expect(t, http.StatusOK, "GET", "/api/customers", nil).Body["customers"].([]any)
-	total = len(all)
+	total := len(all)
 	if total != registered {
 		t.Fatalf("%d customers for %d registered users", total, registered)
 	}

@@ -125,7 +125,7 @@ func malformedFlood(t *testing.T, b *apptest.Broker) {
 		})
 	}
 	var faultEnd time.Time
-	d.load(valid, func(progress func() int) {
+	d.load(valid, func(func() int) {
 		for i := range garbage {
 			b.Inject(t, topics.UserRegistered.Name(), messageWith(fmt.Sprintf("garbage %d: not an event", i)), true)
 		}

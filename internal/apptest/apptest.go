@@ -78,7 +78,7 @@ func Start(t *testing.T, config string, env ...string) *Instance {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if resp, err := http.Get(in.URL + "/readyz"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return in
 			}
@@ -116,7 +116,7 @@ func (in *Instance) Stop(t *testing.T) {
 }
 
 // Kill ends the process with SIGKILL: no drain, no flush.
-func (in *Instance) Kill(t *testing.T) {
+func (in *Instance) Kill(*testing.T) {
 	_ = in.Cmd.Process.Kill()
 	err := <-in.done
 	in.done <- err
@@ -185,7 +185,7 @@ func (in *Instance) Try(method, path string, body any) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	r := Response{Status: resp.StatusCode, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.Body)

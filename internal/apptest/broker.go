@@ -55,7 +55,7 @@ func AMQP(t *testing.T) *Broker {
 			if err != nil {
 				t.Fatalf("dial amqp: %v", err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			ch, err := conn.Channel()
 			if err != nil {
 				t.Fatal(err)
@@ -131,7 +131,7 @@ func Redis(t *testing.T) *Broker {
 				t.Fatalf("client kill: %d connections closed, %v", n, err)
 			}
 		},
-		Restart: func(t *testing.T) time.Duration {
+		Restart: func(*testing.T) time.Duration {
 			start := time.Now()
 			shutdown()
 			for { // until the old server is gone

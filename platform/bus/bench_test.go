@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -49,7 +48,7 @@ func BenchmarkBus(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer bus.Close()
+			defer func() { _ = bus.Close() }()
 			handler := "bench.consume-" + topic.Aggregate()
 			b.Cleanup(func() { cleanupBroker(b, cfg, topic.Name(), handler) })
 			var handled atomic.Int64
@@ -86,7 +85,7 @@ func BenchmarkRawWatermill(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer a.close()
+			defer func() { _ = a.close() }()
 			handler := "bench.raw-" + topic.Aggregate()
 			b.Cleanup(func() { cleanupBroker(b, cfg, topic.Name(), handler) })
 			sub, owned, err := a.subscriber(Handler{name: handler, topic: topic.Name()})
@@ -94,7 +93,7 @@ func BenchmarkRawWatermill(b *testing.B) {
 				b.Fatal(err)
 			}
 			if owned {
-				defer sub.Close()
+				defer func() { _ = sub.Close() }()
 			}
 			msgs, err := sub.Subscribe(context.Background(), topic.Name())
 			if err != nil {
@@ -102,7 +101,7 @@ func BenchmarkRawWatermill(b *testing.B) {
 			}
 			done := make(chan struct{})
 			go func() {
-				for i := 0; i < b.N; i++ {
+				for range b.N {
 					(<-msgs).Ack()
 				}
 				close(done)
@@ -139,7 +138,7 @@ func publishAll(b *testing.B, publish func(i int) error) {
 	wg.Wait()
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func benchTopicName(kind string) string {
 	return fmt.Sprintf("bench.%s%s.published", kind, strings.ToLower(watermill.NewShortUUID()[:6]))
@@ -154,13 +153,13 @@ func cleanupBroker(b *testing.B, cfg Config, topic, handler string) {
 			b.Log(err)
 			return
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		if ch, err := conn.Channel(); err == nil {
 			_, _ = ch.QueueDelete(handler, false, false, false)
 		}
 	case AdapterRedisStream:
 		client := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr})
-		defer client.Close()
+		defer func() { _ = client.Close() }()
 		_ = client.Del(context.Background(), topic).Err()
 	}
 }

@@ -219,7 +219,7 @@ func (b *Bus) Start(ctx context.Context) error {
 	b.runErr = make(chan error, 1)
 	b.mu.Unlock()
 
-	go func() { b.runErr <- b.router.Run(context.Background()) }()
+	go func() { b.runErr <- b.router.Run(context.Background()) }() //nolint:gosec // G118: the router outlives ctx, which bounds only start-up; Close stops it
 	select {
 	case <-b.router.Running():
 		return nil

@@ -94,7 +94,7 @@ func TestRegisterRejectsBadHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	noop := func(context.Context, bus.Event[greeting]) error { return nil }
 	if err := b.Register(bus.NewHandler("Bad Name", greeted, noop)); err == nil {
 		t.Error("a handler name with spaces was accepted")
@@ -114,7 +114,7 @@ func TestEnvelopeAndLogsCarryIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 
 	got := make(chan bus.Event[greeting], 2)
 	echoed := bus.NewTopic[greeting]("test.greeting.echoed", 3)
@@ -125,7 +125,7 @@ func TestEnvelopeAndLogsCarryIDs(t *testing.T) {
 			return bus.Publish(ctx, b, echoed, e.AggregateID, greeting{Text: e.Payload.Text + "!"})
 		}),
 		bus.NewHandler("test.record", echoed, func(_ context.Context, e bus.Event[greeting]) error {
-			got <- bus.Event[greeting](e)
+			got <- e
 			return nil
 		}))
 	if err != nil {

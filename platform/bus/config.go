@@ -97,7 +97,7 @@ func DefaultConfig() Config {
 			MaxInterval:     10 * time.Second,
 		},
 		GoChannel: GoChannelConfig{OutputBuffer: 64},
-		AMQP: AMQPConfig{
+		AMQP: AMQPConfig{ //nolint:gosec // G101: the URL is RabbitMQ's stock local account, the default for a local broker
 			URL:             "amqp://guest:guest@127.0.0.1:5672/",
 			Exchange:        "app.events",
 			Prefetch:        16,

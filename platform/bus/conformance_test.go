@@ -36,7 +36,7 @@ func TestAMQPConformance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial amqp: %v", err)
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		ch, err := conn.Channel()
 		if err != nil {
 			t.Fatalf("amqp channel: %v", err)

@@ -31,7 +31,7 @@ func connectWithRetry(ctx context.Context, what string, timeout time.Duration, l
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return fmt.Errorf("bus: connect to %s: %w (last error: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("bus: connect to %s: %w (last error: %w)", what, ctx.Err(), err)
 		}
 	}
 }

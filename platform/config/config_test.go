@@ -33,7 +33,7 @@ type testConfig struct {
 
 	Untagged string
 	Skipped  string `yaml:"-"`
-	private  string `yaml:"private"`
+	private  string `yaml:"private"` //nolint:unused // unexported, so "private" must be an unknown key
 }
 
 type httpConfig struct {
@@ -330,8 +330,8 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "unknown top-level key",
-			yaml: "name: a\nnmae: b\n",
-			want: `config: unknown key "nmae" (line 2)`,
+			yaml: "name: a\nnmae: b\n",                  //nolint:misspell // a misspelt key is the case under test
+			want: `config: unknown key "nmae" (line 2)`, //nolint:misspell // the same misspelt key
 		},
 		{
 			name: "unknown nested key",

@@ -171,7 +171,7 @@ func (h *Harness) Do(t testing.TB, method, path string, body any) Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", method, path, err)

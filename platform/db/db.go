@@ -89,7 +89,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	switch cfg.Driver {
 	case DriverSQLite:
 		if dir := filepath.Dir(cfg.DSN); dir != "." {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return nil, fmt.Errorf("database: create %s: %w", dir, err)
 			}
 		}

@@ -31,7 +31,7 @@ func (db *DB) Migrate(ctx context.Context, sets ...Migrations) error {
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
 			return fmt.Errorf("migrate: lock: %w", err)
 		}

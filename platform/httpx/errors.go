@@ -21,23 +21,27 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// The errors handlers return most.
+// BadRequest is a 400 bad_request: the request is malformed.
 func BadRequest(format string, args ...any) *Error {
 	return Errorf(http.StatusBadRequest, "bad_request", format, args...)
 }
 
+// NotFound is a 404 not_found.
 func NotFound(format string, args ...any) *Error {
 	return Errorf(http.StatusNotFound, "not_found", format, args...)
 }
 
+// Conflict is a 409 conflict: the request clashes with the current state.
 func Conflict(format string, args ...any) *Error {
 	return Errorf(http.StatusConflict, "conflict", format, args...)
 }
 
+// Forbidden is a 403 forbidden: the request is refused.
 func Forbidden(format string, args ...any) *Error {
 	return Errorf(http.StatusForbidden, "forbidden", format, args...)
 }
 
+// Unprocessable is a 422 validation_failed: the request is well-formed but invalid.
 func Unprocessable(format string, args ...any) *Error {
 	return Errorf(http.StatusUnprocessableEntity, "validation_failed", format, args...)
 }

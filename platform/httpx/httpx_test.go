@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -36,7 +35,7 @@ func newHandler(t *testing.T, checks ...httpx.Check) http.Handler {
 			return errors.New("database password is hunter2") // must not reach the client
 		})},
 	}
-	h, err := httpx.NewHandler(routes, checks, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, err := httpx.NewHandler(routes, checks, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

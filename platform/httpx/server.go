@@ -147,7 +147,7 @@ func correlate(next http.Handler) http.Handler {
 func recoverer(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			if p := recover(); p != nil && p != http.ErrAbortHandler {
+			if p := recover(); p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a panic value, not a wrapped error: net/http compares it the same way
 				logger.ErrorContext(r.Context(), "Panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 				WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": map[string]string{"code": "internal", "message": "internal error"}})
 			}

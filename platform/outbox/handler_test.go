@@ -49,7 +49,7 @@ func TestHandlerAppliesEachEventOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Close()
+		defer func() { _ = b.Close() }()
 		if err := b.Register(h); err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestHandlerAppliesEachEventOnce(t *testing.T) {
 			}
 		}
 		<-done
-		b.Close() // drains the other deliveries
+		_ = b.Close() // drains the other deliveries
 		var effects int
 		if err := d.QueryRowContext(ctx, `SELECT COUNT(*) FROM effects`).Scan(&effects); err != nil {
 			t.Fatal(err)
@@ -178,7 +178,7 @@ func handleOnce(t *testing.T, d *db.DB, fn func(context.Context, bus.Event[order
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	if err := b.Register(h, record); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func handleOnce(t *testing.T, d *db.DB, fn func(context.Context, bus.Event[order
 	case <-time.After(5 * handlerTimeout):
 		t.Fatal("the event was neither handled nor poisoned")
 	}
-	b.Close() // waits for the handler's commit
+	_ = b.Close() // waits for the handler's commit
 	mu.Lock()
 	defer mu.Unlock()
 	return runs, poisoned

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -65,7 +64,7 @@ func (r *recorder) seqs(t *testing.T) []int {
 
 func startRelay(t *testing.T, d *db.DB, out message.Publisher) *outbox.Relay {
 	t.Helper()
-	r, err := outbox.NewRelay(d, out, outbox.Config{PollInterval: 10 * time.Millisecond, BatchSize: 50}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := outbox.NewRelay(d, out, outbox.Config{PollInterval: 10 * time.Millisecond, BatchSize: 50}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

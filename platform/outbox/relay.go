@@ -59,7 +59,7 @@ func NewRelay(d *db.DB, out message.Publisher, cfg Config, logger *slog.Logger) 
 
 // Start begins forwarding and returns once the relay runs.
 func (r *Relay) Start(ctx context.Context) error {
-	go func() { r.runErr <- r.fwd.Run(context.Background()) }()
+	go func() { r.runErr <- r.fwd.Run(context.Background()) }() //nolint:gosec // G118: the relay outlives ctx, which bounds only start-up; Close stops it
 	select {
 	case <-r.fwd.Running():
 		return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -61,14 +60,14 @@ func TestStoreListReplayPurge(t *testing.T) {
 	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		out := &forwarded{msgs: map[string]*message.Message{}}
-		relay, err := outbox.NewRelay(d, out, outbox.Config{PollInterval: 10 * time.Millisecond, BatchSize: 10}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		relay, err := outbox.NewRelay(d, out, outbox.Config{PollInterval: 10 * time.Millisecond, BatchSize: 10}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := relay.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		defer relay.Close()
+		defer func() { _ = relay.Close() }()
 
 		s := poison.NewStore(d)
 		for _, p := range []bus.PoisonedMessage{

@@ -52,9 +52,9 @@ func Bool(key string, def bool, description string) Definition {
 	return Definition{Key: key, Type: TypeBool, Default: mustJSON(def), Description: description}
 }
 
-// Int declares an integer setting within [min, max].
-func Int(key string, def, min, max int64, description string) Definition {
-	return Definition{Key: key, Type: TypeInt, Default: mustJSON(def), Min: &min, Max: &max, Description: description}
+// Int declares an integer setting within [lo, hi].
+func Int(key string, def, lo, hi int64, description string) Definition {
+	return Definition{Key: key, Type: TypeInt, Default: mustJSON(def), Min: &lo, Max: &hi, Description: description}
 }
 
 // Enum declares a string setting restricted to allowed.

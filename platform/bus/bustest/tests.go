@@ -344,7 +344,7 @@ func testGracefulClose(t *testing.T, s *suite) {
 	started := make(chan struct{})
 	var finished atomic.Bool
 	var handled atomic.Int32
-	bs := s.start(s.config(), nil, bus.NewHandler(name, topic, func(ctx context.Context, e bus.Event[Item]) error {
+	bs := s.start(s.config(), nil, bus.NewHandler(name, topic, func(ctx context.Context, _ bus.Event[Item]) error {
 		handled.Add(1)
 		close(started)
 		select {

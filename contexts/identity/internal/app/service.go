@@ -18,7 +18,7 @@ var Settings = setting.Schema{Context: "identity", Settings: []setting.Definitio
 	setting.Bool(SettingRegistrationOpen, true, "whether new users may register"),
 }}
 
-// SettingRegistrationOpen: when false, registering returns 403.
+// SettingRegistrationOpen is the setting that, when false, makes registering return 403.
 const SettingRegistrationOpen = "registration_open"
 
 // Service runs identity's use cases.

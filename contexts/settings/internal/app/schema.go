@@ -111,7 +111,7 @@ func definitions(schema setting.Schema) ([]domain.Definition, error) {
 		}
 		var err error
 		if d.Default, err = validate(d, sd.Default); err != nil {
-			return nil, fmt.Errorf("%w: %s default: %v", domain.ErrInvalidSchema, schema.Context, err)
+			return nil, fmt.Errorf("%w: %s default: %w", domain.ErrInvalidSchema, schema.Context, err)
 		}
 		defs = append(defs, d)
 	}
