@@ -67,7 +67,8 @@ type GoChannelConfig struct {
 type AMQPConfig struct {
 	URL      string `yaml:"url"`
 	Exchange string `yaml:"exchange"`
-	// Prefetch is how many unacknowledged deliveries a handler's consumer holds.
+	// Prefetch is how many unacknowledged deliveries a handler holds per
+	// instance, split between its consumers (at least one each).
 	Prefetch int `yaml:"prefetch"`
 	// Durable declares the exchange and handler queues durable and publishes
 	// persistent messages, so they survive a broker restart.
