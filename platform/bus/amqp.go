@@ -62,6 +62,11 @@ func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.
 func (a *amqpAdapter) config(h Handler) amqp.Config {
 	routingKey := func(topic string) string { return topic }
 	queue := amqp.QueueConfig{GenerateName: amqp.GenerateQueueNameConstant(h.name), Durable: a.cfg.Durable}
+	if h.ordered {
+		// RabbitMQ delivers to one consumer of the queue at a time, across
+		// instances, and fails over to another when it goes away.
+		queue.Arguments = amqp091.Table{"x-single-active-consumer": true}
+	}
 	if h.broadcast {
 		// One private queue per instance, gone when the instance disconnects.
 		queue = amqp.QueueConfig{
@@ -85,19 +90,31 @@ func (a *amqpAdapter) config(h Handler) amqp.Config {
 			// A nil error from Publish then means the broker has the message.
 			ConfirmDelivery: true,
 		},
-		Consume:         amqp.ConsumeConfig{Qos: amqp.QosConfig{PrefetchCount: a.cfg.Prefetch}},
-		TopologyBuilder: &amqp.DefaultTopologyBuilder{},
+		// The handler's consumers share the prefetch, so concurrency does
+		// not multiply what one instance holds back from the others.
+		Consume:         amqp.ConsumeConfig{Qos: amqp.QosConfig{PrefetchCount: max(1, a.cfg.Prefetch/max(1, h.concurrency))}},
+		TopologyBuilder: &amqpTopology{},
 	}
 }
 
 func (a *amqpAdapter) publisher() message.Publisher { return a.pub }
 
 func (a *amqpAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
-	sub, err := amqp.NewSubscriberWithConnection(a.config(h), a.logger, a.subConn)
-	if err != nil {
-		return nil, false, fmt.Errorf("amqp subscriber for %s: %w", h.name, err)
+	// n consumers of the handler's queue, each on its own channel; each
+	// handles one delivery at a time.
+	subs := make(fanIn, 0, h.concurrency)
+	for range h.concurrency {
+		sub, err := amqp.NewSubscriberWithConnection(a.config(h), a.logger, a.subConn)
+		if err != nil {
+			_ = subs.Close()
+			return nil, false, fmt.Errorf("amqp subscriber for %s: %w", h.name, err)
+		}
+		subs = append(subs, sub)
 	}
-	return sub, true, nil
+	if len(subs) == 1 {
+		return subs[0], true, nil
+	}
+	return subs, true, nil
 }
 
 func (a *amqpAdapter) check(context.Context) error {
@@ -119,6 +136,21 @@ func (a *amqpAdapter) close() error {
 		errs = append(errs, a.pubConn.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// amqpTopology declares what the default topology builder does, explaining
+// the one declaration error a change of handler options causes.
+type amqpTopology struct{ amqp.DefaultTopologyBuilder }
+
+func (b *amqpTopology) BuildTopology(ch *amqp091.Channel, p amqp.BuildTopologyParams, cfg amqp.Config, logger watermill.LoggerAdapter) error {
+	err := b.DefaultTopologyBuilder.BuildTopology(ch, p, cfg, logger)
+	if amqpErr, ok := errors.AsType[*amqp091.Error](err); ok && amqpErr.Code == amqp091.PreconditionFailed {
+		// RabbitMQ never changes the arguments of an existing queue; adding
+		// or removing bus.Ordered changes x-single-active-consumer.
+		return fmt.Errorf("queue %s exists with other arguments than its handler declares (bus.Ordered adds x-single-active-consumer): stop the handler's instances, let the queue drain, delete it (rabbitmqctl delete_queue %s) and start again: %w",
+			p.QueueName, p.QueueName, err)
+	}
+	return err
 }
 
 // safeAMQPMarshaler never fails to unmarshal: a delivery the default

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -181,6 +183,11 @@ func (b *Bus) Register(hs ...Handler) error {
 				return fmt.Errorf("bus: handler %q registered twice", h.name)
 			}
 		}
+		n, err := b.cfg.ConcurrencyOf(h)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		h.concurrency = n
 		sub, owned, err := b.adapter.subscriber(h)
 		if err != nil {
 			return fmt.Errorf("bus: %w", err)
@@ -198,6 +205,20 @@ func (b *Bus) Register(hs ...Handler) error {
 		b.handlers = append(b.handlers, h)
 	}
 	return nil
+}
+
+// checkHandlerKeys rejects a bus.handlers entry that names no registered
+// handler: a misspelt name would otherwise tune nothing, silently.
+func (b *Bus) checkHandlerKeys() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(b.cfg.Handlers)) {
+		if !slices.ContainsFunc(b.handlers, func(h Handler) bool { return h.name == name }) {
+			errs = append(errs, fmt.Errorf("bus.handlers.%s: no handler named %q is registered", name, name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Handlers lists the registered handlers, in registration order.
@@ -224,6 +245,11 @@ func (b *Bus) Start(ctx context.Context) error {
 	case <-b.router.Running():
 		return nil
 	case err := <-b.runErr:
+		// The router gave up (a subscription failed): Close has only the
+		// subscribers left to close.
+		b.mu.Lock()
+		b.started = false
+		b.mu.Unlock()
 		return fmt.Errorf("bus: start: %w", err)
 	case <-ctx.Done():
 		return fmt.Errorf("bus: start: %w", ctx.Err())

@@ -45,6 +45,8 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{func(c *bus.Config) { c.Adapter, c.Redis.Addr = bus.AdapterRedisStream, "" }, "bus.redisstream.addr: required"},
 		{func(c *bus.Config) { c.Retry.Multiplier = 0.5 }, "bus.retry.multiplier"},
 		{func(c *bus.Config) { c.HandlerTimeout = 0 }, "bus.handler_timeout"},
+		{func(c *bus.Config) { c.Concurrency = 0 }, "bus.concurrency: must be >= 1, got 0"},
+		{func(c *bus.Config) { c.Handlers = map[string]bus.HandlerConfig{"test.greet": {}} }, "bus.handlers.test.greet.concurrency: must be >= 1, got 0"},
 	}
 	for _, tt := range tests {
 		cfg := bus.DefaultConfig()

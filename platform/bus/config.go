@@ -3,6 +3,8 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -28,11 +30,22 @@ type Config struct {
 	// PublishTimeout is how long a publish keeps retrying while the broker
 	// connection is down.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// Concurrency is how many events each handler handles at once per
+	// instance, unless the handler or its entry in Handlers says otherwise.
+	Concurrency int `yaml:"concurrency"`
+	// Handlers tunes handlers by name, overriding what their code sets.
+	Handlers map[string]HandlerConfig `yaml:"handlers"`
 
 	Retry     RetryConfig     `yaml:"retry"`
 	GoChannel GoChannelConfig `yaml:"gochannel"`
 	AMQP      AMQPConfig      `yaml:"amqp"`
 	Redis     RedisConfig     `yaml:"redisstream"`
+}
+
+// HandlerConfig is one entry of bus.handlers.
+type HandlerConfig struct {
+	// Concurrency is how many events the handler handles at once per instance.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // RetryConfig is the exponential backoff applied to a failing handler.
@@ -54,7 +67,8 @@ type GoChannelConfig struct {
 type AMQPConfig struct {
 	URL      string `yaml:"url"`
 	Exchange string `yaml:"exchange"`
-	// Prefetch is how many unacknowledged deliveries a handler's consumer holds.
+	// Prefetch is how many unacknowledged deliveries a handler holds per
+	// instance, split between its consumers (at least one each).
 	Prefetch int `yaml:"prefetch"`
 	// Durable declares the exchange and handler queues durable and publishes
 	// persistent messages, so they survive a broker restart.
@@ -90,6 +104,7 @@ func DefaultConfig() Config {
 		CloseTimeout:   30 * time.Second,
 		ConnectTimeout: 30 * time.Second,
 		PublishTimeout: 10 * time.Second,
+		Concurrency:    1,
 		Retry: RetryConfig{
 			MaxRetries:      5,
 			InitialInterval: 100 * time.Millisecond,
@@ -161,6 +176,14 @@ func (c Config) Validate() error {
 	positive("close_timeout", c.CloseTimeout)
 	positive("connect_timeout", c.ConnectTimeout)
 	positive("publish_timeout", c.PublishTimeout)
+	if c.Concurrency < 1 {
+		bad("concurrency", "must be >= 1, got %d", c.Concurrency)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Handlers)) {
+		if n := c.Handlers[name].Concurrency; n < 1 {
+			bad("handlers."+name+".concurrency", "must be >= 1, got %d", n)
+		}
+	}
 	if c.Retry.MaxRetries < 0 {
 		bad("retry.max_retries", "must be >= 0, got %d", c.Retry.MaxRetries)
 	}
@@ -170,4 +193,28 @@ func (c Config) Validate() error {
 		bad("retry.multiplier", "must be >= 1, got %g", c.Retry.Multiplier)
 	}
 	return errors.Join(errs...)
+}
+
+// ConcurrencyOf is how many events h handles at once per instance: its entry
+// in bus.handlers, else its Concurrency option, else bus.concurrency. An
+// ordered handler handles one at a time, whatever bus.concurrency says.
+func (c Config) ConcurrencyOf(h Handler) (int, error) {
+	hc, configured := c.Handlers[h.name]
+	if h.ordered {
+		if configured && hc.Concurrency > 1 {
+			return 0, fmt.Errorf("bus.handlers.%s.concurrency: %d, but handler %s is ordered and handles one event at a time", h.name, hc.Concurrency, h.name)
+		}
+		if h.concurrency > 1 {
+			return 0, fmt.Errorf("handler %q: Ordered() and Concurrency(%d) exclude each other: an ordered handler handles one event at a time", h.name, h.concurrency)
+		}
+		return 1, nil
+	}
+	switch {
+	case configured:
+		return hc.Concurrency, nil
+	case h.concurrency > 0:
+		return h.concurrency, nil
+	default:
+		return c.Concurrency, nil
+	}
 }

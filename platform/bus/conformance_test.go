@@ -17,7 +17,10 @@ import (
 
 func TestGoChannelConformance(t *testing.T) {
 	bustest.Run(t, bustest.Adapter{
-		Config: bus.DefaultConfig,
+		Config:          bus.DefaultConfig,
+		Ordered:         true,
+		AggregateOrder:  true,
+		OrderedHandlers: true,
 	})
 }
 
@@ -46,9 +49,10 @@ func TestAMQPConformance(t *testing.T) {
 		}
 	}
 	bustest.Run(t, bustest.Adapter{
-		Config:  config,
-		Shared:  true,
-		Ordered: true,
+		Config:          config,
+		Shared:          true,
+		Ordered:         true,
+		OrderedHandlers: true,
 		InjectRaw: func(t testing.TB, topic string, body []byte) {
 			withChannel(t, func(ch *amqp091.Channel) error {
 				// A non-string header, like the x-death a dead-letter adds.

@@ -25,7 +25,12 @@ type Handler struct {
 	broadcast bool
 	poison    bool // consumes the poison topic, see NewPoisonHandler
 	timeout   time.Duration
-	handle    func(*slog.Logger, *message.Message) error // the bus passes its logger
+	// concurrency is 0 until set by the option, and the value in effect
+	// once registered.
+	concurrency int
+	ordered     bool
+	optErr      error                                      // an invalid option, reported by Register
+	handle      func(*slog.Logger, *message.Message) error // the bus passes its logger
 }
 
 // HandlerOption tunes one handler.
@@ -39,6 +44,27 @@ func Broadcast() HandlerOption { return func(h *Handler) { h.broadcast = true } 
 
 // Timeout bounds each attempt of the handler, overriding bus.handler_timeout.
 func Timeout(d time.Duration) HandlerOption { return func(h *Handler) { h.timeout = d } }
+
+// Concurrency lets the handler handle up to n events at once in each
+// instance, overriding bus.concurrency; bus.handlers.<name>.concurrency in
+// the configuration overrides it in turn. Events of one aggregate stay in
+// order only on gochannel: see docs/bus.md and [Ordered].
+func Concurrency(n int) HandlerOption {
+	return func(h *Handler) {
+		h.concurrency = n
+		if n < 1 {
+			h.optErr = fmt.Errorf("handler %q: Concurrency(%d): must be >= 1", h.name, n)
+		}
+	}
+}
+
+// Ordered makes the handler handle its events one at a time, in the order
+// its queue holds them, across every instance: on AMQP one consumer of the
+// handler's queue is active at a time (RabbitMQ's single active consumer);
+// on gochannel events are handled in publish order. Redis Streams cannot
+// promise it for a consumer group, so registering an ordered handler that is
+// not broadcast fails there. It excludes a concurrency above 1.
+func Ordered() HandlerOption { return func(h *Handler) { h.ordered = true } }
 
 // NewHandler subscribes fn, under the stable name, to topic. fn receives the
 // decoded payload and its envelope; an error is retried with backoff, then the
@@ -132,6 +158,14 @@ func (h Handler) Topic() string { return h.topic }
 // IsBroadcast reports whether every instance gets every event.
 func (h Handler) IsBroadcast() bool { return h.broadcast }
 
+// IsOrdered reports whether the handler was built with [Ordered].
+func (h Handler) IsOrdered() bool { return h.ordered }
+
+// Concurrency is how many events the handler handles at once per instance:
+// as set with the [Concurrency] option (0 if not), or, for the handlers
+// [Bus.Handlers] lists, the value in effect after the configuration.
+func (h Handler) Concurrency() int { return h.concurrency }
+
 func (h Handler) validate() error {
 	if !handlerName.MatchString(h.name) {
 		return fmt.Errorf("handler name %q is not <context>.<action> in lower case", h.name)
@@ -139,5 +173,5 @@ func (h Handler) validate() error {
 	if h.handle == nil {
 		return fmt.Errorf("handler %q was not built with bus.NewHandler", h.name)
 	}
-	return nil
+	return h.optErr
 }

@@ -84,8 +84,3 @@ func (h Handler) Timeout() time.Duration { return h.timeout }
 // says before registration.
 func (h Handler) ConsumesPoison() bool { return h.poison }
 
-// Concurrency is how many of its messages the handler runs at once in one
-// instance on a broker: AMQP and Redis Streams deliver the next message
-// after the previous one is acked. (gochannel hands each message to its own
-// goroutine, so there deliveries of one handler may overlap.)
-func (h Handler) Concurrency() int { return 1 }

@@ -22,10 +22,16 @@ var Module = fx.Module("bus",
 	),
 )
 
-// RegisterHandlers registers every handler contributed with [AsHandlers]; the
+// RegisterHandlers registers every handler contributed with [AsHandlers],
+// and fails if bus.handlers names a handler that is not among them; the
 // serving app invokes it, commands that only need the database do not.
 var RegisterHandlers = fx.Invoke(fx.Annotate(
-	func(b *Bus, hs []Handler) error { return b.Register(hs...) },
+	func(b *Bus, hs []Handler) error {
+		if err := b.Register(hs...); err != nil {
+			return err
+		}
+		return b.checkHandlerKeys()
+	},
 	fx.ParamTags(``, `group:"bus.handlers"`),
 ))
 

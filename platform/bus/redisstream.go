@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
@@ -49,10 +50,46 @@ func (a *redisStreamAdapter) newClient() *redis.Client {
 func (a *redisStreamAdapter) publisher() message.Publisher { return a.pub }
 
 func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
+	if h.broadcast {
+		// No group: this instance reads the stream on its own, in order, so
+		// concurrency comes from a pool behind the one reader.
+		sub, err := a.newSubscriber(h, a.instance)
+		if err != nil || h.concurrency == 1 {
+			return sub, true, err
+		}
+		return keyedPool{sub: sub, n: h.concurrency}, true, nil
+	}
+	if h.ordered {
+		return nil, false, fmt.Errorf("handler %q is ordered, which redisstream cannot promise: a consumer group spreads entries over the consumers of every instance and has no single active consumer (use amqp, or drop bus.Ordered and run one instance with concurrency 1)", h.name)
+	}
+	// n consumers in the handler's group; each reads and acks one entry at a
+	// time.
+	subs := make(fanIn, 0, h.concurrency)
+	for i := range h.concurrency {
+		consumer := a.instance
+		if i > 0 {
+			consumer += "-" + strconv.Itoa(i+1)
+		}
+		sub, err := a.newSubscriber(h, consumer)
+		if err != nil {
+			_ = subs.Close()
+			return nil, false, err
+		}
+		subs = append(subs, sub)
+	}
+	if len(subs) == 1 {
+		return subs[0], true, nil
+	}
+	return subs, true, nil
+}
+
+// newSubscriber reads h's topic as consumer of h's group, or without a group
+// from the stream's current end when h is broadcast.
+func (a *redisStreamAdapter) newSubscriber(h Handler, consumer string) (message.Subscriber, error) {
 	cfg := redisstream.SubscriberConfig{
 		Client:        a.newClient(), // closed by the subscriber
 		Unmarshaller:  safeRedisMarshaller{},
-		Consumer:      a.instance,
+		Consumer:      consumer,
 		ConsumerGroup: a.cfg.GroupPrefix + h.name,
 		ClaimInterval: a.cfg.ClaimInterval,
 		MaxIdleTime:   a.cfg.MaxIdleTime,
@@ -64,22 +101,21 @@ func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, er
 		DisableIndefiniteInitialBlock: true,
 	}
 	if h.broadcast {
-		// No group: this instance reads the stream on its own, from its
-		// current end. The end is fixed now, not at the first read, so events
-		// published between start-up and that read are not skipped.
+		// The end is fixed now, not at the first read, so events published
+		// between start-up and that read are not skipped.
 		last, err := a.lastID(h.topic)
 		if err != nil {
 			_ = cfg.Client.Close()
-			return nil, false, err
+			return nil, err
 		}
 		cfg.ConsumerGroup, cfg.FanOutOldestId = "", last
 	}
 	sub, err := redisstream.NewSubscriber(cfg, a.logger)
 	if err != nil {
 		_ = cfg.Client.Close()
-		return nil, false, fmt.Errorf("redis subscriber for %s: %w", h.name, err)
+		return nil, fmt.Errorf("redis subscriber for %s: %w", h.name, err)
 	}
-	return sub, true, nil
+	return sub, nil
 }
 
 // lastID is the id of the newest entry of stream, or "0" when it is empty.

@@ -124,10 +124,14 @@ func New(topics []bus.TopicInfo, handlers []bus.Handler, routes []httpx.Route, c
 		} else if !declared[topic] {
 			return Catalog{}, fmt.Errorf("catalog: handler %s consumes %s, which no bus.NewTopic declares", h.Name(), topic)
 		}
+		concurrency, err := cfg.ConcurrencyOf(h)
+		if err != nil {
+			return Catalog{}, fmt.Errorf("catalog: %w", err)
+		}
 		c.Handlers = append(c.Handlers, Handler{
 			Name: h.Name(), Context: strings.SplitN(h.Name(), ".", 2)[0], Topic: topic,
 			Broadcast: h.IsBroadcast(), Retry: retryOf(cfg.Retry), Timeout: Duration(cmp.Or(h.Timeout(), cfg.HandlerTimeout)),
-			Concurrency: h.Concurrency(),
+			Concurrency: concurrency,
 		})
 	}
 	for _, r := range routes {

@@ -31,6 +31,12 @@ type Adapter struct {
 	Shared bool
 	// Ordered is true when one consumer handles a topic's events in publish order.
 	Ordered bool
+	// AggregateOrder is true when a handler with a concurrency above 1 still
+	// handles the events of one aggregate in publish order, one at a time.
+	AggregateOrder bool
+	// OrderedHandlers is true when the adapter honours bus.Ordered for a
+	// handler that is not broadcast; when false, registering one must fail.
+	OrderedHandlers bool
 	// InjectRaw writes body straight into the broker on topic, as another
 	// program would, bypassing Watermill. Nil when there is no broker.
 	InjectRaw func(t testing.TB, topic string, body []byte)
@@ -60,6 +66,9 @@ func Run(t *testing.T, a Adapter) {
 		{"UndecodableAndPermanentArePoisonedAtOnce", testUndecodable},
 		{"HandlerTimeout", testTimeout},
 		{"Order", testOrder},
+		{"Concurrency", testConcurrency},
+		{"AggregateOrderUnderConcurrency", testAggregateOrder},
+		{"OrderedHandler", testOrderedHandler},
 		{"Durability", testDurability},
 		{"Reconnect", testReconnect},
 		{"GracefulClose", testGracefulClose},

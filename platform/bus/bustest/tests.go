@@ -399,3 +399,216 @@ func testBroadcast(t *testing.T, s *suite) {
 	})
 	stays(t, 500*time.Millisecond, "the competing handler beside it handles each event once", func() bool { return shared.len() == 50 })
 }
+
+// gate holds every handler run until n of them are in flight at once, and
+// records the most ever in flight.
+type gate struct {
+	n        int
+	mu       sync.Mutex
+	inflight int
+	peak     int
+	open     chan struct{}
+}
+
+func newGate(n int) *gate { return &gate{n: n, open: make(chan struct{})} }
+
+func (g *gate) enter() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight++
+	g.peak = max(g.peak, g.inflight)
+	if g.inflight == g.n {
+		select {
+		case <-g.open:
+		default:
+			close(g.open)
+		}
+	}
+}
+
+func (g *gate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+}
+
+func (g *gate) max() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peak
+}
+
+func testConcurrency(t *testing.T, s *suite) {
+	const n, events = 3, 40
+	for _, broadcast := range []bool{false, true} {
+		t.Run(fmt.Sprintf("broadcast=%t", broadcast), func(t *testing.T) {
+			topic := s.topic(fmt.Sprintf("concurrent%t", broadcast))
+			name := s.handlerName(fmt.Sprintf("parallel-%t", broadcast))
+			g, r := newGate(n), newRecorder()
+			cfg := s.config()
+			opts := []bus.HandlerOption{bus.Timeout(wait), bus.Concurrency(n)}
+			if broadcast {
+				// The configuration overrides what the code sets.
+				cfg.Handlers = map[string]bus.HandlerConfig{name: {Concurrency: n}}
+				opts = []bus.HandlerOption{bus.Timeout(wait), bus.Concurrency(1), bus.Broadcast()}
+			}
+			bs := s.start(cfg, nil, bus.NewHandler(name, topic, func(ctx context.Context, e bus.Event[Item]) error {
+				g.enter()
+				defer g.leave()
+				select {
+				case <-g.open:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				// Long enough for a handler beyond n to show up in the peak.
+				time.Sleep(5 * time.Millisecond)
+				return r.handle(ctx, e)
+			}, opts...))
+			if got := bs.Handlers()[0].Concurrency(); got != n {
+				t.Fatalf("Handlers()[0].Concurrency() = %d, want %d", got, n)
+			}
+			s.publish(bs, topic, items(events)...)
+
+			select {
+			case <-g.open:
+			case <-time.After(wait):
+				t.Fatalf("after %s: never %d events in flight at once (at most %d)", wait, n, g.max())
+			}
+			eventually(t, wait, fmt.Sprintf("%d events handled", events), func() bool { return len(r.ns()) == events })
+			if peak := g.max(); peak > n {
+				t.Fatalf("%d events in flight at once, want at most %d", peak, n)
+			}
+		})
+	}
+}
+
+func testAggregateOrder(t *testing.T, s *suite) {
+	if !s.a.AggregateOrder {
+		t.Skip("adapter does not keep per-aggregate order with concurrency > 1 (see docs/bus.md)")
+	}
+	const aggregates, perAggregate = 6, 30
+	topic := s.topic("interleaved")
+	var mu sync.Mutex
+	got := map[string][]int{}
+	busy := map[string]bool{}
+	attempts := map[int]int{}
+	var overlap atomic.Value
+	bs := s.start(s.config(), nil, bus.NewHandler(s.handlerName("per-aggregate"), topic, func(ctx context.Context, e bus.Event[Item]) error {
+		agg := e.AggregateID
+		mu.Lock()
+		if busy[agg] {
+			overlap.Store(agg)
+		}
+		busy[agg] = true
+		attempts[e.Payload.N]++
+		first := attempts[e.Payload.N] == 1
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			busy[agg] = false
+			mu.Unlock()
+		}()
+		time.Sleep(time.Duration(e.Payload.N%3) * time.Millisecond)
+		if first && e.Payload.N%7 == 0 {
+			return errTransient // retried; later events of the aggregate must wait
+		}
+		mu.Lock()
+		got[agg] = append(got[agg], e.Payload.N)
+		mu.Unlock()
+		return nil
+	}, bus.Concurrency(4)))
+
+	// Aggregates interleaved: a0 a1 ... a5 a0 a1 ...
+	for i := range aggregates * perAggregate {
+		agg := fmt.Sprintf("a%d", i%aggregates)
+		if err := bus.Publish(context.Background(), bs, topic, agg, Item{N: i, Tag: agg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, wait, "every event handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		total := 0
+		for _, ns := range got {
+			total += len(ns)
+		}
+		return total == aggregates*perAggregate
+	})
+	if agg := overlap.Load(); agg != nil {
+		t.Fatalf("two events of aggregate %v handled at once", agg)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for agg, ns := range got {
+		for i := 1; i < len(ns); i++ {
+			if ns[i] < ns[i-1] {
+				t.Fatalf("aggregate %s handled out of publish order: %v", agg, ns)
+			}
+		}
+	}
+}
+
+func testOrderedHandler(t *testing.T, s *suite) {
+	topic := s.topic("serialised")
+	name := s.handlerName("ordered")
+	if !s.a.OrderedHandlers {
+		b, err := bus.New(context.Background(), s.config(), bus.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = b.Close() }()
+		err = b.Register(bus.NewHandler(name, topic, newRecorder().handle, bus.Ordered()))
+		if err == nil || !strings.Contains(err.Error(), "is ordered, which") {
+			t.Fatalf("Register of an ordered handler = %v, want an error saying the adapter cannot order", err)
+		}
+		return
+	}
+	const n = 200
+	var mu sync.Mutex
+	var order []int
+	inflight := 0
+	var overlap atomic.Bool
+	handler := func() bus.Handler {
+		return bus.NewHandler(name, topic, func(_ context.Context, e bus.Event[Item]) error {
+			mu.Lock()
+			inflight++
+			if inflight > 1 {
+				overlap.Store(true)
+			}
+			mu.Unlock()
+			time.Sleep(time.Duration(e.Payload.N%2) * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			inflight--
+			order = append(order, e.Payload.N)
+			return nil
+		}, bus.Ordered())
+	}
+	cfg := s.config()
+	cfg.Concurrency = 4 // the default does not apply to an ordered handler
+	instances := []*bus.Bus{s.start(cfg, nil, handler())}
+	if s.a.Shared {
+		instances = append(instances, s.start(cfg, nil, handler()))
+	}
+	if got := instances[0].Handlers()[0].Concurrency(); got != 1 {
+		t.Fatalf("ordered handler has concurrency %d, want 1", got)
+	}
+	s.publish(instances[0], topic, items(n)...)
+
+	handled := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order)
+	}
+	eventually(t, wait, fmt.Sprintf("%d events handled", n), func() bool { return handled() == n })
+	if overlap.Load() {
+		t.Fatal("two events of an ordered handler handled at once")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("event %d handled at position %d", got, i)
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package bus
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// fanIn merges one subscription of each of its subscribers into one channel:
+// n consumers of a handler's queue or consumer group. Each consumer waits for
+// the ack of its message before taking the next, so at most n messages are
+// in flight.
+type fanIn []message.Subscriber
+
+func (f fanIn) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	var wg sync.WaitGroup
+	for _, s := range f {
+		// On an error the caller cancels ctx, which ends the subscriptions
+		// already made and their forwarders.
+		in, err := s.Subscribe(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() {
+			for msg := range in {
+				select {
+				case out <- msg:
+				case <-ctx.Done():
+					return // the adapter redelivers what it handed over unacked
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(out) }()
+	return out, nil
+}
+
+func (f fanIn) Close() error {
+	errs := make([]error, 0, len(f))
+	for _, s := range f {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// keyedPool hands the messages of an in-process subscription (gochannel, or
+// a Redis stream read without a group) to n workers, keeping the events of
+// one aggregate in arrival order and one at a time. A worker takes the oldest
+// message whose aggregate is not being handled, so with n = 1 everything is
+// handled in arrival order.
+//
+// The pool acks the upstream message as soon as it is queued: these
+// subscriptions only wait for that ack before sending the next message, and
+// nothing is acknowledged to a broker. The pool then redelivers a message its
+// handler nacks at once, as gochannel does, so nack semantics are unchanged.
+type keyedPool struct {
+	sub message.Subscriber
+	n   int
+}
+
+func (p keyedPool) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := p.sub.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	q := newLanes()
+	stop := context.AfterFunc(ctx, q.stop)
+	out := make(chan *message.Message)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer q.close()
+		for msg := range in {
+			q.push(msg)
+			msg.Ack()
+		}
+	})
+	for range p.n {
+		wg.Go(func() {
+			for {
+				l, msg, ok := q.next()
+				if !ok {
+					return
+				}
+				deliver(ctx, msg, out)
+				q.done(l)
+			}
+		})
+	}
+	go func() { wg.Wait(); stop(); close(out) }()
+	return out, nil
+}
+
+func (p keyedPool) Close() error { return p.sub.Close() }
+
+// deliver sends msg until it is acked, a fresh copy after every nack, or
+// until ctx ends. The copy carries ctx: the upstream message's context ends
+// with its ack.
+func deliver(ctx context.Context, msg *message.Message, out chan<- *message.Message) {
+	for {
+		m := msg.Copy()
+		m.SetContext(ctx)
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-m.Acked():
+			return
+		case <-m.Nacked():
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// lanes queues messages by aggregate id. A lane is in the ready heap while it
+// has messages and none of them is being handled.
+type lanes struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	seq     uint64
+	byKey   map[string]*lane
+	ready   laneHeap
+	closed  bool // no more pushes
+	stopped bool // the subscription ended: drop what is queued
+}
+
+type lane struct {
+	key  string
+	msgs []queued
+	busy bool
+}
+
+type queued struct {
+	seq uint64
+	msg *message.Message
+}
+
+func newLanes() *lanes {
+	l := &lanes{byKey: map[string]*lane{}}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (q *lanes) push(msg *message.Message) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	key := msg.Metadata.Get(MetaAggregateID)
+	if key == "" {
+		// No aggregate, no order to keep; NUL keeps it apart from real ids.
+		key = "\x00" + strconv.FormatUint(q.seq, 10)
+	}
+	l := q.byKey[key]
+	if l == nil {
+		l = &lane{key: key}
+		q.byKey[key] = l
+	}
+	l.msgs = append(l.msgs, queued{q.seq, msg})
+	if !l.busy && len(l.msgs) == 1 {
+		heap.Push(&q.ready, l)
+		q.cond.Signal()
+	}
+}
+
+// next blocks until a lane is ready, marks it busy and returns its oldest
+// message; ok is false once the subscription ended or its input is drained.
+func (q *lanes) next() (l *lane, msg *message.Message, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.stopped && q.ready.Len() == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.stopped || q.ready.Len() == 0 {
+		return nil, nil, false
+	}
+	l = heap.Pop(&q.ready).(*lane)
+	msg = l.msgs[0].msg
+	l.msgs[0] = queued{}
+	l.msgs = l.msgs[1:]
+	l.busy = true
+	return l, msg, true
+}
+
+// done releases l after its message was handled.
+func (q *lanes) done(l *lane) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	l.busy = false
+	if len(l.msgs) == 0 {
+		delete(q.byKey, l.key)
+		return
+	}
+	heap.Push(&q.ready, l)
+	q.cond.Signal()
+}
+
+func (q *lanes) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.cond.Broadcast()
+}
+
+func (q *lanes) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+	q.cond.Broadcast()
+}
+
+// laneHeap orders ready lanes by the arrival of their oldest message.
+type laneHeap []*lane
+
+func (h laneHeap) Len() int           { return len(h) }
+func (h laneHeap) Less(i, j int) bool { return h[i].msgs[0].seq < h[j].msgs[0].seq }
+func (h laneHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *laneHeap) Push(x any)        { *h = append(*h, x.(*lane)) }
+func (h *laneHeap) Pop() any {
+	old := *h
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return l
+}
