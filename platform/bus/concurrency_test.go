@@ -29,7 +29,7 @@ func TestConcurrencyIsResolvedPerHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	err = b.Register(
 		bus.NewHandler("test.default", greeted, noop),
 		bus.NewHandler("test.option", greeted, noop, bus.Concurrency(3)),
@@ -127,7 +127,7 @@ func TestAMQPOrderedOnAnExistingQueueSaysHowToFixIt(t *testing.T) {
 	name := fmt.Sprintf("test.reordered-%d", time.Now().UnixNano())
 	t.Cleanup(func() {
 		if conn, err := amqp091.Dial(url); err == nil {
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			if ch, err := conn.Channel(); err == nil {
 				_, _ = ch.QueueDelete(name, false, false, false)
 			}
@@ -138,7 +138,7 @@ func TestAMQPOrderedOnAnExistingQueueSaysHowToFixIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Close()
+		defer func() { _ = b.Close() }()
 		if err := b.Register(bus.NewHandler(name, greeted, noop, opts...)); err != nil {
 			t.Fatal(err)
 		}

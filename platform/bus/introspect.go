@@ -83,4 +83,3 @@ func (h Handler) Timeout() time.Duration { return h.timeout }
 // [NewPoisonHandler]: it consumes bus.poison_topic, whatever [Handler.Topic]
 // says before registration.
 func (h Handler) ConsumesPoison() bool { return h.poison }
-

@@ -493,7 +493,7 @@ func testAggregateOrder(t *testing.T, s *suite) {
 	busy := map[string]bool{}
 	attempts := map[int]int{}
 	var overlap atomic.Value
-	bs := s.start(s.config(), nil, bus.NewHandler(s.handlerName("per-aggregate"), topic, func(ctx context.Context, e bus.Event[Item]) error {
+	bs := s.start(s.config(), nil, bus.NewHandler(s.handlerName("per-aggregate"), topic, func(_ context.Context, e bus.Event[Item]) error {
 		agg := e.AggregateID
 		mu.Lock()
 		if busy[agg] {
