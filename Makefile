@@ -2,9 +2,11 @@
 .DEFAULT_GOAL := help
 GO ?= go
 CONFIG ?= configs/app.yaml
-# sqlc is pinned in tools/go.mod, a module of its own so its dependencies
-# stay out of the application's go.mod.
-SQLC := $(GO) tool -modfile=tools/go.mod sqlc
+# sqlc is pinned in tools/tools.mod, a go.mod of its own so its dependencies
+# stay out of the application's. Not named go.mod: that would make tools/ a
+# module of its own, which gonew and module downloads leave out. Bump it with
+# go get -modfile=tools/tools.mod -tool github.com/sqlc-dev/sqlc/cmd/sqlc@VERSION
+SQLC := $(GO) tool -modfile=tools/tools.mod sqlc
 # Every store owns its sqlc.yaml beside its migrations and queries.
 SQLC_CONFIGS = $(shell find contexts platform -name sqlc.yaml | sort)
 
