@@ -2,13 +2,20 @@
 .DEFAULT_GOAL := help
 GO ?= go
 CONFIG ?= configs/app.yaml
-# sqlc and golangci-lint are pinned in tools/go.mod, a module of its own so
-# their dependencies stay out of the application's go.mod.
-SQLC := $(GO) tool -modfile=tools/go.mod sqlc
+# sqlc and golangci-lint are pinned in tools/tools.mod, a go.mod of its own
+# so their dependencies stay out of the application's. Not named go.mod: that
+# would make tools/ a module of its own, which gonew and module downloads
+# leave out. Bump one with
+# go get -modfile=tools/tools.mod -tool github.com/sqlc-dev/sqlc/cmd/sqlc@VERSION
+TOOL := $(GO) tool -modfile=tools/tools.mod
+SQLC := $(TOOL) sqlc
 # Every store owns its sqlc.yaml beside its migrations and queries.
 SQLC_CONFIGS = $(shell find contexts platform -name sqlc.yaml | sort)
 
-.PHONY: help run test bench generate check-generated lint build context context-remove
+# The image make image builds: the module's last path element.
+IMAGE ?= $(notdir $(shell $(GO) list -m))
+
+.PHONY: help run test check test-faults up down image bench generate docs check-generated lint build context context-remove
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,13 +26,25 @@ run: ## run the app on CONFIG (default configs/app.yaml: gochannel + SQLite, no 
 build: ## build bin/app
 	$(GO) build -o bin/app ./cmd/app
 
-test: check-generated lint ## run every test (service tests skip when their service is unreachable, fail with REQUIRE_SERVICES=1)
+test: ## unit and integration tests (service tests skip when their service is unreachable, fail with REQUIRE_SERVICES=1)
 	@# watermill-amqp v3.1.0 races on its own connection flag when it reconnects
 	@# (ThreeDotsLabs/watermill#693), so the AMQP reconnect case runs without -race.
 	$(GO) test -count=1 -race -skip 'TestAMQPConformance/Reconnect' $$($(GO) list ./... | grep -v /faults)
 	$(GO) test -count=1 -run 'TestAMQPConformance/Reconnect' ./platform/bus/
-	@# The fault tests stop brokers and drop every connection: they run alone.
+
+check: check-generated lint ## static checks: committed sqlc code up to date, lint
+
+test-faults: ## the fault tests: they stop brokers and drop every connection, so run them alone
 	$(GO) test -count=1 -timeout 20m ./faults/
+
+up: ## start RabbitMQ, Redis and PostgreSQL (compose.yaml) and wait until they are healthy
+	docker compose up -d --wait
+
+down: ## stop the services of make up and delete their data
+	docker compose down --volumes
+
+image: ## build the container image IMAGE (default: the module's name) from the Dockerfile
+	docker build -t $(IMAGE) .
 
 bench: ## run the bus and outbox relay benchmarks against every adapter
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./platform/bus/ ./platform/outbox/
@@ -33,7 +52,6 @@ bench: ## run the bus and outbox relay benchmarks against every adapter
 generate: ## regenerate the sqlc code of every store from its migrations and queries
 	@for f in $(SQLC_CONFIGS); do echo "sqlc generate -f $$f"; $(SQLC) generate -f $$f || exit 1; done
 
-.PHONY: docs
 docs: ## regenerate docs/events.md, docs/asyncapi.yaml and README.md's flowchart from what the binary registers
 	$(GO) test -count=1 -run '^TestGeneratedDocs$$' ./cmd/app -update
 
@@ -47,4 +65,4 @@ context-remove: ## remove a bounded context: make context-remove NAME=billing
 	$(GO) run ./cmd/scaffold remove-context $(NAME)
 
 lint: ## golangci-lint, configured in .golangci.yml (gofmt, goimports, go vet and more)
-	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
+	$(TOOL) golangci-lint run ./...

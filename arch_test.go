@@ -42,7 +42,20 @@ import (
 //   - platform/topics/{name}.go declares only topics named {name}.*;
 //   - platform publishes no topics.X: it owns no topic.
 
-const module = "github.com/example/monolith"
+// module is this module's path, from go.mod, so that the rules hold in a
+// copy of the template under another path.
+var module = func() string {
+	data, err := os.ReadFile("go.mod")
+	if err != nil {
+		panic(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if mod, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			return strings.TrimSpace(mod)
+		}
+	}
+	panic("go.mod has no module line")
+}()
 
 func TestArchitecture(t *testing.T) {
 	for _, v := range violations(t, ".") {

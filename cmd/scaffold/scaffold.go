@@ -325,9 +325,9 @@ func topicUsers(root, topicsFile, dir string) ([]string, error) {
 	return users, err
 }
 
-// generate runs sqlc, pinned in tools/go.mod, on one configuration.
+// generate runs sqlc, pinned in tools/tools.mod, on one configuration.
 func generate(root, config string) error {
-	cmd := exec.Command("go", "tool", "-modfile=tools/go.mod", "sqlc", "generate", "-f", config)
+	cmd := exec.Command("go", "tool", "-modfile=tools/tools.mod", "sqlc", "generate", "-f", config)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("sqlc generate -f %s: %w\n%s", rel(root, config), err, out)

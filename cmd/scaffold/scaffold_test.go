@@ -60,15 +60,19 @@ func TestWireThenUnwireRestoresMain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wired, err := wire(src, "github.com/example/monolith", "billing")
+	module, err := modulePath("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wired, err := wire(src, module, "billing")
 	if err != nil {
 		t.Fatal(err)
 	}
 	added := diffLines(string(src), string(wired))
-	if want := []string{"\t\"github.com/example/monolith/contexts/billing\"", "\tbilling.Module,"}; !slices.Equal(added, want) {
+	if want := []string{"\t\"" + module + "/contexts/billing\"", "\tbilling.Module,"}; !slices.Equal(added, want) {
 		t.Fatalf("wire added %q, want %q", added, want)
 	}
-	back, err := unwire(wired, "github.com/example/monolith", "billing")
+	back, err := unwire(wired, module, "billing")
 	if err != nil || !bytes.Equal(back, src) {
 		t.Fatalf("unwire did not restore main.go: %v\n%s", err, back)
 	}

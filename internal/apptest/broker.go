@@ -74,7 +74,7 @@ func AMQP(t *testing.T) *Broker {
 		Restart: func(t *testing.T) time.Duration {
 			start := time.Now()
 			// Never leave the shared broker stopped, whatever happens next.
-			t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "start_app").Run() })
+			t.Cleanup(func() { _ = testenv.RabbitMQCtl("start_app").Run() })
 			rabbitmqctl(t, "stop_app")
 			rabbitmqctl(t, "start_app")
 			rabbitmqctl(t, "await_startup")
@@ -151,7 +151,7 @@ func Redis(t *testing.T) *Broker {
 
 func rabbitmqctl(t *testing.T, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+	if out, err := testenv.RabbitMQCtl(args...).CombinedOutput(); err != nil {
 		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }

@@ -60,7 +60,7 @@ func TestAMQPConformance(t *testing.T) {
 					amqp091.Publishing{Body: body, Headers: amqp091.Table{"x-count": int32(3)}})
 			})
 		},
-		DropConnections: func(t testing.TB) { run(t, "rabbitmqctl", "close_all_connections", "conformance test") },
+		DropConnections: func(t testing.TB) { run(t, testenv.RabbitMQCtl("close_all_connections", "conformance test")) },
 		Cleanup: func(_, handlers []string) {
 			withChannel(t, func(ch *amqp091.Channel) error {
 				for _, h := range handlers {
@@ -110,10 +110,9 @@ func TestRedisStreamConformance(t *testing.T) {
 	})
 }
 
-func run(t testing.TB, name string, args ...string) {
+func run(t testing.TB, cmd *exec.Cmd) {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
 }

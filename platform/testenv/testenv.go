@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,6 +39,23 @@ func RequirePostgres(t testing.TB) string {
 	t.Helper()
 	require(t, "PostgreSQL", hostOf(PostgresDSN))
 	return PostgresDSN
+}
+
+// RabbitMQCtl is rabbitmqctl with args, for tests that manage RabbitMQ
+// behind the application's back (vhosts, dropped connections, restarts).
+// RABBITMQCTL names the command where RabbitMQ runs elsewhere, as in CI's
+// service container ("docker exec ID rabbitmqctl"); unset, it is the
+// rabbitmqctl on PATH or, without one, the one in compose.yaml's rabbitmq
+// service (make up).
+func RabbitMQCtl(args ...string) *exec.Cmd {
+	cmd := strings.Fields(os.Getenv("RABBITMQCTL"))
+	if len(cmd) == 0 {
+		cmd = []string{"rabbitmqctl"}
+		if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+			cmd = []string{"docker", "compose", "exec", "-T", "rabbitmq", "rabbitmqctl"}
+		}
+	}
+	return exec.Command(cmd[0], append(cmd[1:], args...)...)
 }
 
 // required reports whether unreachable services fail tests instead of skipping them.
