@@ -53,7 +53,7 @@ func TestTopicEnvelopeIsWhatPublishSets(t *testing.T) {
 func TestHandlerGetters(t *testing.T) {
 	noop := func(context.Context, bus.Event[greeting]) error { return nil }
 	h := bus.NewHandler("test.own-timeout", greeted, noop, bus.Timeout(time.Second))
-	if h.Timeout() != time.Second || h.ConsumesPoison() || h.Concurrency() != 1 {
+	if h.Timeout() != time.Second || h.ConsumesPoison() || h.Concurrency() != 0 { // 0: bus.concurrency decides
 		t.Errorf("handler with its own timeout: Timeout %s, ConsumesPoison %t, Concurrency %d", h.Timeout(), h.ConsumesPoison(), h.Concurrency())
 	}
 	if h := bus.NewHandler("test.default-timeout", greeted, noop); h.Timeout() != 0 {
