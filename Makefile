@@ -29,12 +29,13 @@ build: ## build bin/app
 test: ## unit and integration tests (service tests skip when their service is unreachable, fail with REQUIRE_SERVICES=1)
 	@# watermill-amqp v3.1.0 races on its own connection flag when it reconnects
 	@# (ThreeDotsLabs/watermill#693), so the AMQP reconnect case runs without -race.
-	@# -short leaves the scaffold's end-to-end test, which runs sqlc, to make check.
+	@# -short leaves to make check the scaffold's end-to-end test, which runs
+	@# sqlc, and the build with the Dockerfile's flags, which shares no cache.
 	$(GO) test -count=1 -race -short -skip 'TestAMQPConformance/Reconnect' $$($(GO) list ./... | grep -v /faults)
 	$(GO) test -count=1 -run 'TestAMQPConformance/Reconnect' ./platform/bus/
 
-check: check-generated lint ## committed sqlc code up to date, lint, and a scaffolded context built, tested and run
-	$(GO) test -count=1 -run 'TestScaffoldedContextWorks' ./cmd/scaffold/
+check: check-generated lint ## committed sqlc code up to date, lint, a scaffolded context built, tested and run, the Dockerfile's build
+	$(GO) test -count=1 -run 'TestScaffoldedContextWorks|TestDockerfile' ./cmd/scaffold/ ./deploy/
 
 test-faults: ## the fault tests: they stop brokers and drop every connection, so run them alone
 	$(GO) test -count=1 -timeout 20m ./faults/
