@@ -9,6 +9,8 @@ CONFIG ?= configs/app.yaml
 # go get -modfile=tools/tools.mod -tool github.com/sqlc-dev/sqlc/cmd/sqlc@VERSION
 TOOL := $(GO) tool -modfile=tools/tools.mod
 SQLC := $(TOOL) sqlc
+# Tests that need sqlc or a build of their own: make check runs them, make test not.
+CHECK_TESTS := ^(TestScaffoldedContextWorks|TestDockerfile)$$
 # Every store owns its sqlc.yaml beside its migrations and queries.
 SQLC_CONFIGS = $(shell find contexts platform -name sqlc.yaml | sort)
 
@@ -29,13 +31,14 @@ build: ## build bin/app
 test: ## unit and integration tests (service tests skip when their service is unreachable, fail with REQUIRE_SERVICES=1)
 	@# watermill-amqp v3.1.0 races on its own connection flag when it reconnects
 	@# (ThreeDotsLabs/watermill#693), so the AMQP reconnect case runs without -race.
-	@# -short leaves to make check the scaffold's end-to-end test, which runs
-	@# sqlc, and the build with the Dockerfile's flags, which shares no cache.
-	$(GO) test -count=1 -race -short -skip 'TestAMQPConformance/Reconnect' $$($(GO) list ./... | grep -v /faults)
+	@# make check runs $(CHECK_TESTS): the scaffold's end-to-end test runs
+	@# sqlc, and the Dockerfile's flags share no build cache with go test, so
+	@# on a fresh machine each compiles for minutes.
+	$(GO) test -count=1 -race -skip 'TestAMQPConformance/Reconnect|$(CHECK_TESTS)' $$($(GO) list ./... | grep -v /faults)
 	$(GO) test -count=1 -run 'TestAMQPConformance/Reconnect' ./platform/bus/
 
 check: check-generated lint ## committed sqlc code up to date, lint, a scaffolded context built, tested and run, the Dockerfile's build
-	$(GO) test -count=1 -run 'TestScaffoldedContextWorks|TestDockerfile' ./cmd/scaffold/ ./deploy/
+	$(GO) test -count=1 -run '$(CHECK_TESTS)' ./cmd/scaffold/ ./deploy/
 
 test-faults: ## the fault tests: they stop brokers and drop every connection, so run them alone
 	$(GO) test -count=1 -timeout 20m ./faults/

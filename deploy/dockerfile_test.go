@@ -49,11 +49,6 @@ func TestDockerfile(t *testing.T) {
 	}
 	checkExposed(t, final)
 
-	if testing.Short() {
-		// The Dockerfile's flags (-trimpath, no cgo) share no build cache
-		// with go test: on a cold cache this recompiles every package.
-		t.Skip("the build with the Dockerfile's command is run by make check")
-	}
 	bin := filepath.Join(t.TempDir(), "app")
 	argv[out+1] = bin
 	cmd := exec.Command(argv[0], argv[1:]...)

@@ -86,11 +86,6 @@ func TestWireThenUnwireRestoresMain(t *testing.T) {
 // configuration refuses another context's table; and that the remove
 // command takes away without a trace.
 func TestScaffoldedContextWorks(t *testing.T) {
-	if testing.Short() {
-		// It runs sqlc, which a cold build cache compiles (cgo, minutes):
-		// make check runs it after check-generated has built sqlc.
-		t.Skip("needs sqlc built: run by make check")
-	}
 	testenv.RequirePostgres(t) // the generated tests run on both databases
 	root := copyRepo(t)
 	git(t, root, "init", "-q")

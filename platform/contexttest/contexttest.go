@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +34,7 @@ import (
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/db/dbtest"
+	"github.com/example/monolith/platform/testenv"
 )
 
 const (
@@ -96,7 +96,7 @@ func StartOn(t testing.TB, d *db.DB, modules ...fx.Option) *Harness {
 func start(t testing.TB, cfg app.Config, modules ...fx.Option) *Harness {
 	t.Helper()
 	// Warnings and errors only: failed attempts and poisoned messages.
-	logger := slog.New(bus.NewLogHandler(slog.NewTextHandler(testLog(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	logger := slog.New(bus.NewLogHandler(slog.NewTextHandler(testenv.Output(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	h := &Harness{rec: newRecorder()}
 	var (
@@ -269,30 +269,4 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
-}
-
-// testLog writes to the test's output until the test ends: a goroutine of
-// an adapter may log a little after the application stopped.
-func testLog(t testing.TB) io.Writer {
-	w := &testWriter{out: t.Output()}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.out = nil
-	})
-	return w
-}
-
-type testWriter struct {
-	mu  sync.Mutex
-	out io.Writer
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.out == nil {
-		return len(p), nil
-	}
-	return w.out.Write(p)
 }

@@ -4,11 +4,13 @@
 package testenv
 
 import (
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -87,4 +89,31 @@ func env(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// Output writes to the test's output until the test ends, then discards:
+// adapters' goroutines may log a little after the code under test stopped,
+// which t.Output would reject.
+func Output(t testing.TB) io.Writer {
+	w := &output{out: t.Output()}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.out = nil
+	})
+	return w
+}
+
+type output struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (w *output) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.out == nil {
+		return len(p), nil
+	}
+	return w.out.Write(p)
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/testenv"
 )
 
 // Adapter describes the adapter under test and how to reach behind it.
@@ -131,7 +131,7 @@ func (s *suite) config() bus.Config {
 // end of the test.
 func (s *suite) start(cfg bus.Config, reg prometheus.Registerer, hs ...bus.Handler) *bus.Bus {
 	s.t.Helper()
-	logger := slog.New(slog.NewTextHandler(testLog(s.t), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(testenv.Output(s.t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := bus.New(context.Background(), cfg, bus.Options{Registerer: reg, Logger: logger})
 	if err != nil {
 		s.t.Fatalf("new bus: %v", err)
@@ -263,30 +263,4 @@ var errTransient = errors.New("transient failure")
 // rawMessage is a message with no envelope and an undecodable payload.
 func rawMessage(body string) *message.Message {
 	return message.NewMessage(randomID(), []byte(body))
-}
-
-// testLog writes to the test's output until the test ends; adapters' reader
-// goroutines may log a little after Close returns.
-func testLog(t *testing.T) io.Writer {
-	w := &testWriter{out: t.Output()}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.out = nil
-	})
-	return w
-}
-
-type testWriter struct {
-	mu  sync.Mutex
-	out io.Writer
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.out == nil {
-		return len(p), nil
-	}
-	return w.out.Write(p)
 }
