@@ -27,6 +27,6 @@ func newAdapter(ctx context.Context, cfg Config, instance string, logger watermi
 	case AdapterRedisStream:
 		return newRedisStream(ctx, cfg, instance, logger)
 	default:
-		return newGoChannel(cfg, logger), nil
+		return newGoChannel(cfg), nil
 	}
 }

@@ -88,7 +88,7 @@ func BenchmarkRawWatermill(b *testing.B) {
 			defer func() { _ = a.close() }()
 			handler := "bench.raw-" + topic.Aggregate()
 			b.Cleanup(func() { cleanupBroker(b, cfg, topic.Name(), handler) })
-			sub, owned, err := a.subscriber(Handler{name: handler, topic: topic.Name()})
+			sub, owned, err := a.subscriber(Handler{name: handler, topic: topic.Name(), concurrency: 1})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -45,6 +45,9 @@ type Bus struct {
 	handlers  []Handler
 	subs      []*drainingSubscriber
 
+	poison, retry message.HandlerMiddleware
+	metrics       handlerMetrics
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -110,7 +113,7 @@ func (b *Bus) build(opts Options) error {
 	if err != nil {
 		return err
 	}
-	poison, err := middleware.PoisonQueueWithFilter(
+	b.poison, err = middleware.PoisonQueueWithFilter(
 		poisonPublisher{b.publisher, poisoned, b.logger}, b.cfg.PoisonTopic,
 		// A handler cut short by shutdown is redelivered, not poisoned
 		// (watermill #636).
@@ -122,35 +125,51 @@ func (b *Bus) build(opts Options) error {
 	if err != nil {
 		return err
 	}
-	// Outermost to innermost; each layer sees what the inner ones return.
-	b.router.AddMiddleware(
+	b.retry = middleware.Retry{
+		MaxRetries:      b.cfg.Retry.MaxRetries,
+		InitialInterval: b.cfg.Retry.InitialInterval,
+		Multiplier:      b.cfg.Retry.Multiplier,
+		MaxInterval:     b.cfg.Retry.MaxInterval,
+		// The per-handler timeout replaces the message context; each
+		// attempt must start from the original one (watermill #467).
+		ResetContextOnRetry: true,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			return !IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
+		},
+	}.Middleware
+	b.metrics, err = newHandlerMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("bus metrics: %w", err)
+	}
+	return nil
+}
+
+// middleware is h's chain, outermost first; each layer sees what the inner
+// ones return. It is built per handler so that per-handler values (metric
+// series, timeout) are resolved once, not on every message.
+func (b *Bus) middleware(h Handler) []message.HandlerMiddleware {
+	timeout := b.cfg.HandlerTimeout
+	if h.timeout > 0 {
+		timeout = h.timeout
+	}
+	return []message.HandlerMiddleware{
 		// An error that survives retry (or is permanent) is published to the
 		// poison topic and the message acked, so the next ones keep flowing.
-		poison,
+		b.poison,
+		// Records on a poisoned message how many runs its delivery took.
+		countAttempts,
 		// Transient errors are retried with exponential backoff; permanent
 		// ones and shutdown stop the retries.
-		middleware.Retry{
-			MaxRetries:      b.cfg.Retry.MaxRetries,
-			InitialInterval: b.cfg.Retry.InitialInterval,
-			Multiplier:      b.cfg.Retry.Multiplier,
-			MaxInterval:     b.cfg.Retry.MaxInterval,
-			// The per-handler timeout below replaces the message context;
-			// each attempt must start from the original one (watermill #467).
-			ResetContextOnRetry: true,
-			ShouldRetry: func(p middleware.RetryParams) bool {
-				return !IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
-			},
-		}.Middleware,
-		// Counts attempts for the poison metadata and logs each failure.
-		attempts(b.logger),
-	)
-	// Handler duration and success per attempt, received messages and
-	// publish counts per topic (Watermill's components/metrics).
-	mb.AddPrometheusRouterMetrics(b.router)
-	// Innermost: a panic becomes an error that metrics, retry and the
-	// poison queue all see.
-	b.router.AddMiddleware(middleware.Recoverer)
-	return nil
+		b.retry,
+		// Counts the run and logs each failure with the event's ids.
+		attempt(b.logger),
+		// Duration and success of each run.
+		b.metrics.middleware(h),
+		// A panic becomes an error that metrics, retry and the poison queue
+		// all see.
+		middleware.Recoverer,
+		middleware.Timeout(timeout),
+	}
 }
 
 // topicLabel is the topic published to, or else the topic being handled.
@@ -197,11 +216,8 @@ func (b *Bus) Register(hs ...Handler) error {
 		rh := b.router.AddConsumerHandler(h.name, h.topic, ds, func(msg *message.Message) error {
 			return h.handle(b.logger, msg)
 		})
-		timeout := b.cfg.HandlerTimeout
-		if h.timeout > 0 {
-			timeout = h.timeout
-		}
-		rh.AddMiddleware(middleware.Timeout(timeout))
+		rh.AddMiddleware(ds.handled)
+		rh.AddMiddleware(b.middleware(h)...)
 		b.handlers = append(b.handlers, h)
 	}
 	return nil

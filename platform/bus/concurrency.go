@@ -48,38 +48,51 @@ func (f fanIn) Close() error {
 	return errors.Join(errs...)
 }
 
-// keyedPool hands the messages of an in-process subscription (gochannel, or
-// a Redis stream read without a group) to n workers, keeping the events of
-// one aggregate in arrival order and one at a time. A worker takes the oldest
-// message whose aggregate is not being handled, so with n = 1 everything is
-// handled in arrival order.
+// keyedPool hands the messages of an in-process subscription (a Redis
+// stream read without a group) to n workers, keeping the events of one
+// aggregate in arrival order and one at a time.
 //
-// The pool acks the upstream message as soon as it is queued: these
-// subscriptions only wait for that ack before sending the next message, and
+// The pool acks the upstream message as soon as it is queued: such a
+// subscription only waits for that ack before sending the next message, and
 // nothing is acknowledged to a broker. The pool then redelivers a message its
 // handler nacks at once, as gochannel does, so nack semantics are unchanged.
+// A full queue stops the reading.
 type keyedPool struct {
 	sub message.Subscriber
 	n   int
 }
+
+// keyedPoolQueue is how many messages a keyedPool holds, queued or in flight.
+const keyedPoolQueue = 256
 
 func (p keyedPool) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	in, err := p.sub.Subscribe(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
-	q := newLanes()
-	stop := context.AfterFunc(ctx, q.stop)
-	out := make(chan *message.Message)
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	q := newLanes(keyedPoolQueue)
+	context.AfterFunc(ctx, q.stop)
+	go func() {
 		defer q.close()
 		for msg := range in {
-			q.push(msg)
+			// The copy is the pool's to deliver: msg's ack is the upstream's.
+			q.push(msg.Copy())
 			msg.Ack()
 		}
-	})
-	for range p.n {
+	}()
+	return serve(ctx, q, p.n), nil
+}
+
+func (p keyedPool) Close() error { return p.sub.Close() }
+
+// serve starts n workers that hand q's messages to the returned channel, a
+// worker taking the oldest message whose aggregate is not being handled, so
+// with n = 1 everything goes out in arrival order. The channel closes once
+// the workers end: q stopped, or closed and drained.
+func serve(ctx context.Context, q *lanes, n int) <-chan *message.Message {
+	out := make(chan *message.Message)
+	var wg sync.WaitGroup
+	for range n {
 		wg.Go(func() {
 			for {
 				l, msg, ok := q.next()
@@ -91,18 +104,14 @@ func (p keyedPool) Subscribe(ctx context.Context, topic string) (<-chan *message
 			}
 		})
 	}
-	go func() { wg.Wait(); stop(); close(out) }()
-	return out, nil
+	go func() { wg.Wait(); close(out) }()
+	return out
 }
 
-func (p keyedPool) Close() error { return p.sub.Close() }
-
 // deliver sends msg until it is acked, a fresh copy after every nack, or
-// until ctx ends. The copy carries ctx: the upstream message's context ends
-// with its ack.
+// until ctx ends.
 func deliver(ctx context.Context, msg *message.Message, out chan<- *message.Message) {
-	for {
-		m := msg.Copy()
+	for m := msg; ; m = msg.Copy() {
 		m.SetContext(ctx)
 		select {
 		case out <- m:
@@ -121,9 +130,13 @@ func deliver(ctx context.Context, msg *message.Message, out chan<- *message.Mess
 
 // lanes queues messages by aggregate id. A lane is in the ready heap while it
 // has messages and none of them is being handled.
+// Pushes block while size messages are queued or in flight.
 type lanes struct {
 	mu      sync.Mutex
-	cond    *sync.Cond
+	cond    *sync.Cond // a lane is ready, or the queue ended
+	space   *sync.Cond // a message was handled
+	size    int
+	held    int // queued or in flight
 	seq     uint64
 	byKey   map[string]*lane
 	ready   laneHeap
@@ -142,15 +155,25 @@ type queued struct {
 	msg *message.Message
 }
 
-func newLanes() *lanes {
-	l := &lanes{byKey: map[string]*lane{}}
+func newLanes(size int) *lanes {
+	l := &lanes{byKey: map[string]*lane{}, size: size}
 	l.cond = sync.NewCond(&l.mu)
+	l.space = sync.NewCond(&l.mu)
 	return l
 }
 
+// push queues msg, waiting while the queue is full; it drops msg once the
+// queue is stopped.
 func (q *lanes) push(msg *message.Message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for q.held >= q.size && !q.stopped {
+		q.space.Wait()
+	}
+	if q.stopped {
+		return
+	}
+	q.held++
 	q.seq++
 	key := msg.Metadata.Get(MetaAggregateID)
 	if key == "" {
@@ -192,6 +215,8 @@ func (q *lanes) next() (l *lane, msg *message.Message, ok bool) {
 func (q *lanes) done(l *lane) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.held--
+	q.space.Signal()
 	l.busy = false
 	if len(l.msgs) == 0 {
 		delete(q.byKey, l.key)
@@ -213,6 +238,7 @@ func (q *lanes) stop() {
 	defer q.mu.Unlock()
 	q.stopped = true
 	q.cond.Broadcast()
+	q.space.Broadcast()
 }
 
 // laneHeap orders ready lanes by the arrival of their oldest message.

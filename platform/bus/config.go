@@ -58,8 +58,9 @@ type RetryConfig struct {
 
 // GoChannelConfig configures the in-process adapter.
 type GoChannelConfig struct {
-	// OutputBuffer is the per-subscriber channel buffer.
-	OutputBuffer int64 `yaml:"output_buffer"`
+	// QueueSize is how many events a handler may have queued, not yet
+	// handled, before Publish blocks: memory stays bounded under a flood.
+	QueueSize int `yaml:"queue_size"`
 }
 
 // AMQPConfig configures RabbitMQ: one durable topic exchange, routing key =
@@ -111,7 +112,7 @@ func DefaultConfig() Config {
 			Multiplier:      2,
 			MaxInterval:     10 * time.Second,
 		},
-		GoChannel: GoChannelConfig{OutputBuffer: 64},
+		GoChannel: GoChannelConfig{QueueSize: 1024},
 		AMQP: AMQPConfig{ //nolint:gosec // G101: the URL is RabbitMQ's stock local account, the default for a local broker
 			URL:             "amqp://guest:guest@127.0.0.1:5672/",
 			Exchange:        "app.events",
@@ -143,6 +144,9 @@ func (c Config) Validate() error {
 	}
 	switch c.Adapter {
 	case AdapterGoChannel:
+		if c.GoChannel.QueueSize < 1 {
+			bad("gochannel.queue_size", "must be >= 1, got %d", c.GoChannel.QueueSize)
+		}
 	case AdapterAMQP:
 		if c.AMQP.URL == "" {
 			bad("amqp.url", "required when bus.adapter is amqp")

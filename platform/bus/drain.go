@@ -67,6 +67,7 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 				select {
 				case out <- msg:
 				case <-d.stopping:
+					d.inflight.Done() // tracked, but the router never sees it
 					msg.Nack()
 					return
 				}
@@ -76,8 +77,9 @@ func (d *drainingSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 	return out, nil
 }
 
-// track counts msg as in flight until it is acked or nacked, and gives it a
-// context that survives the router's close but not the drain timeout.
+// track counts msg as in flight until [drainingSubscriber.handled] sees the
+// router's chain return for it, and gives it a context that survives the
+// router's close but not the drain timeout.
 func (d *drainingSubscriber) track(msg *message.Message) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -85,20 +87,28 @@ func (d *drainingSubscriber) track(msg *message.Message) bool {
 		return false
 	}
 	d.inflight.Add(1)
-	ctx, cancel := context.WithCancel(context.WithoutCancel(msg.Context()))
-	stop := context.AfterFunc(d.abort, cancel)
-	msg.SetContext(ctx)
-	go func() {
-		select {
-		case <-msg.Acked():
-		case <-msg.Nacked():
-		}
-		stop()
-		cancel()
-		d.inflight.Done()
-	}()
+	msg.SetContext(detached{d.abort, msg.Context()})
 	return true
 }
+
+// handled is the outermost middleware of the handler: the router acks or
+// nacks the message as soon as it returns, and every message track counted
+// reaches it, since the router handles all that its subscription delivers.
+func (d *drainingSubscriber) handled(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		defer d.inflight.Done()
+		return h(msg)
+	}
+}
+
+// detached has the values of one context and the cancellation of another,
+// without the goroutine or cancel func context.AfterFunc would cost.
+type detached struct {
+	context.Context // cancellation
+	values          context.Context
+}
+
+func (c detached) Value(key any) any { return c.values.Value(key) }
 
 func (d *drainingSubscriber) Close() error {
 	var err error
@@ -117,10 +127,11 @@ func (d *drainingSubscriber) Close() error {
 			<-drained
 		}
 		d.abortFn()
-		// The adapters send an ack from their own goroutine once the
-		// message is acked, and give up on it when they are closed or
-		// their context ends first (both Redis and AMQP select on these
-		// alongside the ack): give them a moment to send the last ones.
+		// The router acks a message just after handled returns, and the
+		// adapters send an ack from their own goroutine once the message is
+		// acked, and give up on it when they are closed or their context
+		// ends first (both Redis and AMQP select on these alongside the
+		// ack): give them a moment to send the last ones.
 		time.Sleep(ackFlushDelay)
 		if d.owned {
 			err = d.sub.Close() // waits for the adapter's goroutines

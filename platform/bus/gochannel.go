@@ -2,34 +2,104 @@ package bus
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 )
 
-// goChannelAdapter keeps events in process: every handler gets every event
-// published while it is subscribed; nothing survives a restart. Each handler
-// reads through a keyedPool of its concurrency.
-type goChannelAdapter struct{ ch *gochannel.GoChannel }
+// goChannelAdapter keeps events in process with the semantics of Watermill's
+// GoChannel: every handler gets every event published while it is
+// subscribed, a nack redelivers at once, nothing survives a restart.
+//
+// It is a pub/sub of its own on Watermill's interfaces, for speed and for
+// bounded memory: GoChannel copies each message twice and starts two
+// goroutines per message, and then either queues without bound under a
+// flood or, with BlockPublishUntilSubscriberAck, makes every publish wait
+// for each subscriber in turn. Here Publish puts one copy of each message
+// into every subscribed handler's queue and returns; the handler's workers
+// take them in aggregate order (see lanes); a full queue blocks Publish.
+type goChannelAdapter struct {
+	queueSize int
 
-func newGoChannel(cfg Config, logger watermill.LoggerAdapter) *goChannelAdapter {
-	return &goChannelAdapter{ch: gochannel.NewGoChannel(gochannel.Config{
-		OutputChannelBuffer: cfg.GoChannel.OutputBuffer,
-		// Publish then hands messages over one by one, in order; without it
-		// each message races to the handler on a goroutine of its own. It
-		// waits only for the handler's pool to queue the message, not for
-		// the handler.
-		BlockPublishUntilSubscriberAck: true,
-	}, logger)}
+	mu     sync.RWMutex
+	topics map[string][]*lanes // replaced, never modified, so Publish reads it unlocked
+	closed bool
 }
 
-func (a *goChannelAdapter) publisher() message.Publisher { return a.ch }
+func newGoChannel(cfg Config) *goChannelAdapter {
+	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, topics: map[string][]*lanes{}}
+}
+
+func (a *goChannelAdapter) publisher() message.Publisher { return a }
 
 func (a *goChannelAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
-	return keyedPool{sub: a.ch, n: h.concurrency}, false, nil
+	return goChannelSubscriber{a, h.concurrency}, false, nil
 }
 
 func (a *goChannelAdapter) check(context.Context) error { return nil }
 
-func (a *goChannelAdapter) close() error { return a.ch.Close() }
+// Publish queues msgs for every handler of topic, in order; an event
+// published while no handler is subscribed is dropped, as in GoChannel.
+func (a *goChannelAdapter) Publish(topic string, msgs ...*message.Message) error {
+	a.mu.RLock()
+	closed, queues := a.closed, a.topics[topic]
+	a.mu.RUnlock()
+	if closed {
+		return errors.New("gochannel: publish after close")
+	}
+	for _, msg := range msgs {
+		for _, q := range queues {
+			// Each handler acks its own copy; the publisher keeps msg.
+			q.push(msg.Copy())
+		}
+	}
+	return nil
+}
+
+func (a *goChannelAdapter) Close() error { return a.close() }
+
+func (a *goChannelAdapter) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	for _, queues := range a.topics {
+		for _, q := range queues {
+			q.stop()
+		}
+	}
+	return nil
+}
+
+func (a *goChannelAdapter) subscribe(ctx context.Context, topic string, n int) (<-chan *message.Message, error) {
+	q := newLanes(a.queueSize)
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, errors.New("gochannel: subscribe after close")
+	}
+	a.topics[topic] = append(slices.Clip(a.topics[topic]), q)
+	a.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		a.mu.Lock()
+		a.topics[topic] = slices.DeleteFunc(slices.Clone(a.topics[topic]), func(l *lanes) bool { return l == q })
+		a.mu.Unlock()
+		q.stop()
+	})
+	return serve(ctx, q, n), nil
+}
+
+// goChannelSubscriber subscribes a handler with n workers.
+type goChannelSubscriber struct {
+	a *goChannelAdapter
+	n int
+}
+
+func (s goChannelSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.a.subscribe(ctx, topic, s.n)
+}
+
+// Close does nothing: a subscription ends with its context, the queues with
+// the adapter.
+func (s goChannelSubscriber) Close() error { return nil }

@@ -16,19 +16,36 @@ import (
 // it in the delivery that gave up.
 const MetaAttempts = "attempts_poisoned"
 
-// metaAttempt counts the runs of the current delivery.
-const metaAttempt = "bus_attempt"
+type attemptsKey struct{}
 
-// attempts counts handler runs on the message (retry calls it once per run)
-// and logs each failure with the event's ids.
-func attempts(logger *slog.Logger) message.HandlerMiddleware {
+// countAttempts gives the delivery a run counter, which attempt increments on
+// every run retry makes, and records it on a message that fails for good,
+// for the poison queue. A counter in the context, not in the metadata, costs
+// nothing on success.
+func countAttempts(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		var runs int
+		msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, &runs))
+		out, err := h(msg)
+		if err != nil {
+			msg.Metadata.Set(MetaAttempts, strconv.Itoa(runs))
+		}
+		return out, err
+	}
+}
+
+// attempt counts a run and logs its failure with the event's ids.
+func attempt(logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			n, _ := strconv.Atoi(msg.Metadata.Get(metaAttempt))
-			msg.Metadata.Set(metaAttempt, strconv.Itoa(n+1))
 			// Captured before the timeout middleware replaces the context:
 			// only this one is cancelled by shutdown.
 			ctx := msg.Context()
+			n := 1
+			if runs, ok := ctx.Value(attemptsKey{}).(*int); ok {
+				*runs++
+				n = *runs
+			}
 			out, err := h(msg)
 			if err == nil {
 				return out, nil
@@ -42,7 +59,7 @@ func attempts(logger *slog.Logger) message.HandlerMiddleware {
 				"event_id", msg.UUID,
 				"correlation_id", middleware.MessageCorrelationID(msg),
 				"handler", message.HandlerNameFromCtx(ctx),
-				"attempt", n+1,
+				"attempt", n,
 				"permanent", IsPermanent(err),
 				"error", firstLine(err.Error()))
 			return out, err
@@ -59,8 +76,6 @@ type poisonPublisher struct {
 
 func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
-		msg.Metadata.Set(MetaAttempts, msg.Metadata.Get(metaAttempt))
-		delete(msg.Metadata, metaAttempt)
 		// The handler's timeout has cancelled the message context by now;
 		// adapters that publish with it (Redis) would fail.
 		msg.SetContext(context.WithoutCancel(msg.Context()))

@@ -39,7 +39,6 @@ func NewPoisonHandler(name string, fn func(context.Context, PoisonedMessage) err
 // receives it.
 func DecodePoisoned(msg *message.Message) PoisonedMessage {
 	md := maps.Clone(msg.Metadata)
-	delete(md, metaAttempt) // a poison handler's own run count, not the failed one's
 	attempts, _ := strconv.Atoi(md.Get(MetaAttempts))
 	return PoisonedMessage{
 		ID:       msg.UUID,

@@ -52,7 +52,7 @@ func writeMarkdown(w io.Writer, c Catalog) error {
 	b.WriteString("Solid arrows: each handler gets every event once, its instances sharing them. ")
 	b.WriteString("Dotted arrows: a broadcast handler, which runs on every instance for every event.\n\n")
 	fmt.Fprintf(&b, "A handler's failure is retried (%s), then its event goes to the poison topic `%s`. ", retryOf(c.bus.Retry), c.PoisonTopic)
-	b.WriteString("Concurrency is per handler and instance on RabbitMQ and Redis Streams; gochannel may overlap deliveries ([bus.md](bus.md#gochannel-default)).\n")
+	b.WriteString("Concurrency is per handler and instance; what order each adapter keeps is in [bus.md](bus.md#concurrency-and-ordering).\n")
 
 	for _, name := range c.Contexts() {
 		fmt.Fprintf(&b, "\n## %s\n", name)
