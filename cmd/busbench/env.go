@@ -103,7 +103,7 @@ func (e *env) header(ctx context.Context) []string {
 	}
 	version := func(svc string, get func(context.Context) (string, error)) {
 		if err, down := e.down[svc]; down {
-			lines = append(lines, svc+": unreachable ("+err.Error()+")")
+			lines = append(lines, err.Error())
 			return
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

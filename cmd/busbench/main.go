@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cFlag       = flags.String("c", "", "handler concurrencies to keep, comma-separated (default all)")
 		s           settings
 		runs        = flags.Int("runs", 1, "runs per row; each figure is the median over them")
+		cpuProfile  = flags.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flags.IntVar(&s.n, "n", 0, "events per flood; 0: publish for -duration")
 	flags.DurationVar(&s.duration, "duration", time.Second, "how long a flood publishes when -n is 0")
@@ -90,6 +92,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *runs < 1 || s.publishers < 1 || s.sleepN < 1 || s.maxEvents < 1 || s.floodN < 1 || (s.n == 0 && s.duration <= 0) {
 		return errors.New("-runs, -publishers, -sleep-n, -max-events, -flood-n and -n or -duration must be positive")
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	start := time.Now()
@@ -170,7 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	writeTable(stdout, rs)
 	fmt.Fprintln(stdout)
-	writeChecks(stdout, rs, s.floodN)
+	writeChecks(stdout, rs, s.floodN, f.selects())
 	fmt.Fprintln(stdout)
 	for _, n := range notes {
 		fmt.Fprintln(stdout, "- failed: "+strings.ReplaceAll(n, "\n", " "))

@@ -156,16 +156,17 @@ func flood(ctx context.Context, s settings, t *target, rec *recorder, n int, d t
 }
 
 // tooFar tells a flood bounded by time d, started at start, to stop: when d
-// is over, or when the backlog would take longer than d/2 to drain at the
-// rate handled so far. The flood then stops early on a system that takes
-// publishes much faster than it handles them, so the row does not spend a
-// minute draining; what is measured while the backlog lasts is the same.
+// is over, or, past d/2, when the backlog would take longer than d/2 to
+// drain at the rate handled so far. The flood then stops early on a system
+// that takes publishes much faster than it handles them, so the row does
+// not spend a minute draining, while half of d leaves enough events that
+// the start-up does not dominate the rates.
 func tooFar(start time.Time, d time.Duration, sent, handled int64) bool {
 	elapsed := time.Since(start)
 	if elapsed >= d {
 		return true
 	}
-	if elapsed < d/5 {
+	if elapsed < d/2 {
 		return false
 	}
 	rate := float64(handled) / elapsed.Seconds()

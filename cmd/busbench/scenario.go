@@ -142,6 +142,11 @@ type filter struct {
 	payloads, cs         []int
 }
 
+// selects reports whether the flags narrowed the table.
+func (f filter) selects() bool {
+	return len(f.adapters)+len(f.kinds)+len(f.dbs)+len(f.payloads)+len(f.cs) > 0
+}
+
 func (f filter) keep(r row) bool {
 	return (len(f.adapters) == 0 || slices.Contains(f.adapters, r.Adapter)) &&
 		(len(f.dbs) == 0 || r.DB == "" || r.Kind == kindIdle || slices.Contains(f.dbs, r.DB)) &&

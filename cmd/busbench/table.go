@@ -189,14 +189,17 @@ func checks(floodN int) []check {
 	return cs
 }
 
-// writeChecks prints every target with what this run measured for it.
-func writeChecks(w io.Writer, rs results, floodN int) {
+// writeChecks prints every target with what this run measured for it; when
+// flags selected rows, only the targets those rows measure.
+func writeChecks(w io.Writer, rs results, floodN int, selected bool) {
 	fmt.Fprintln(w, "| target | measured | wanted | |")
 	fmt.Fprintln(w, "|---|---:|---:|---|")
 	for _, c := range checks(floodN) {
 		shown, met, ok := c.measure(rs)
 		verdict := "not met"
 		switch {
+		case !ok && selected:
+			continue
 		case !ok:
 			shown, verdict = "—", "not measured"
 		case met:
