@@ -38,6 +38,7 @@ type settings struct {
 	duration   time.Duration // flood length when n is 0
 	maxEvents  int           // cap of a duration-bound flood
 	floodN     int           // events of the flood row
+	floodTime  time.Duration // most time the flood row publishes
 	half       time.Duration // length of the half-rate phase
 	publishers int           // publishing goroutines
 	sleepN     int           // events per concurrent slot in backlog rows
@@ -49,6 +50,7 @@ type result struct {
 	row        row
 	events     int     // published in the flood
 	numbered   int     // one past the highest event number the flood used
+	wanted     int     // events the flood row was asked for
 	published  float64 // events/s while publishing
 	handled    float64 // handler calls/s, from the first publish to the last handle
 	flood      latencies
@@ -90,10 +92,11 @@ func measure(ctx context.Context, e *env, s settings, r row) (res result) {
 		}
 		res.err = backlog(ctx, s, t, rec, n, &res)
 	case r.Kind == kindFlood:
-		res.err = flood(ctx, s, t, rec, s.floodN, 0, &res)
+		res.wanted = s.floodN
+		res.err = flood(ctx, s, t, rec, s.floodN, 0, s.floodTime, &res)
 		res.hasLatency = true
 	default:
-		if res.err = flood(ctx, s, t, rec, s.n, s.duration, &res); res.err != nil {
+		if res.err = flood(ctx, s, t, rec, s.n, s.duration, 0, &res); res.err != nil {
 			return res
 		}
 		res.hasLatency = true
@@ -103,8 +106,9 @@ func measure(ctx context.Context, e *env, s settings, r row) (res result) {
 }
 
 // flood publishes n events (or for d) as fast as s.publishers goroutines
-// can, and waits until every one is handled.
-func flood(ctx context.Context, s settings, t *target, rec *recorder, n int, d time.Duration, res *result) error {
+// can, and waits until every one is handled. Publishing stops at cut, if
+// set, whatever n says.
+func flood(ctx context.Context, s settings, t *target, rec *recorder, n int, d, cut time.Duration, res *result) error {
 	limit := n
 	if limit == 0 {
 		limit = s.maxEvents
@@ -120,7 +124,8 @@ func flood(ctx context.Context, s settings, t *target, rec *recorder, n int, d t
 	var next, sent, numbered atomic.Int64
 	err := publishers(ctx, s.publishers, func(ctx context.Context) (bool, error) {
 		first := int(next.Add(int64(t.batch))) - t.batch
-		if first >= limit || (!deadline.IsZero() && tooFar(start, d, sent.Load(), ph.handled.Load()/int64(t.perEvent))) {
+		if first >= limit || (cut > 0 && time.Since(start) > cut) ||
+			(!deadline.IsZero() && tooFar(start, d, sent.Load(), ph.handled.Load()/int64(t.perEvent))) {
 			return false, nil
 		}
 		k := min(t.batch, limit-first)
