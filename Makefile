@@ -53,7 +53,7 @@ image: ## build the container image IMAGE (default: the module's name) from the 
 	docker build -t $(IMAGE) .
 
 bench: ## cmd/busbench: one table of the bus, bare Watermill, raw clients, relay and real path per reachable service (BENCH_FLAGS=-adapter amqp ...)
-	$(GO) run ./cmd/busbench $(BENCH_FLAGS)
+	@$(GO) run ./cmd/busbench $(BENCH_FLAGS)
 
 bench-micro: ## the go test micro-benchmarks of platform/bus and platform/outbox
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./platform/bus/ ./platform/outbox/
