@@ -17,7 +17,7 @@ SQLC_CONFIGS = $(shell find contexts platform -name sqlc.yaml | sort)
 # The image make image builds: the module's last path element.
 IMAGE ?= $(notdir $(shell $(GO) list -m))
 
-.PHONY: help run test check test-faults up down image bench generate docs check-generated lint build context context-remove
+.PHONY: help run test check test-faults up down image bench bench-micro generate docs check-generated lint build context context-remove
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,7 +52,10 @@ down: ## stop the services of make up and delete their data
 image: ## build the container image IMAGE (default: the module's name) from the Dockerfile
 	docker build -t $(IMAGE) .
 
-bench: ## run the bus and outbox relay benchmarks against every adapter
+bench: ## cmd/busbench: one table of the bus, bare Watermill, raw clients, relay and real path per reachable service (BENCH_FLAGS=-adapter amqp ...)
+	@$(GO) run ./cmd/busbench $(BENCH_FLAGS)
+
+bench-micro: ## the go test micro-benchmarks of platform/bus and platform/outbox
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./platform/bus/ ./platform/outbox/
 
 generate: ## regenerate the sqlc code of every store from its migrations and queries
