@@ -33,7 +33,7 @@ func setupRaw(ctx context.Context, e *env, r row, rec *recorder) (*target, error
 // rawChannel is gochannel's limit: a Go channel with the adapter's buffer
 // between the publishing goroutines and c consuming ones.
 func rawChannel(r row, rec *recorder) *target {
-	ch := make(chan []byte, bus.DefaultConfig().GoChannel.OutputBuffer)
+	ch := make(chan []byte, bus.DefaultConfig().GoChannel.QueueSize)
 	var wg sync.WaitGroup
 	for range r.C {
 		wg.Go(func() {

@@ -61,7 +61,7 @@ func setupWatermill(ctx context.Context, e *env, r row, rec *recorder) (*target,
 		// subscription acks a message once a worker took it, as the bus's
 		// pool does, or gochannel would wait for each handler in turn.
 		ch := gochannel.NewGoChannel(gochannel.Config{
-			OutputChannelBuffer:            busConfig(e, r.Adapter).GoChannel.OutputBuffer,
+			OutputChannelBuffer:            int64(busConfig(e, r.Adapter).GoChannel.QueueSize),
 			BlockPublishUntilSubscriberAck: true,
 		}, logger)
 		pub, subs, handoff = ch, []message.Subscriber{ch}, true
@@ -216,7 +216,7 @@ func setupRouter(ctx context.Context, e *env, r row, rec *recorder) (*target, er
 	cfg := busConfig(e, r.Adapter)
 	logger := watermill.NopLogger{}
 	ch := gochannel.NewGoChannel(gochannel.Config{
-		OutputChannelBuffer:            cfg.GoChannel.OutputBuffer,
+		OutputChannelBuffer:            int64(cfg.GoChannel.QueueSize),
 		BlockPublishUntilSubscriberAck: true,
 	}, logger)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, logger)
