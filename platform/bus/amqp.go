@@ -90,11 +90,21 @@ func (a *amqpAdapter) config(h Handler) amqp.Config {
 			// A nil error from Publish then means the broker has the message.
 			ConfirmDelivery: true,
 		},
-		// The handler's consumers share the prefetch, so concurrency does
-		// not multiply what one instance holds back from the others.
-		Consume:         amqp.ConsumeConfig{Qos: amqp.QosConfig{PrefetchCount: max(1, a.cfg.Prefetch/max(1, h.concurrency))}},
+		Consume:         amqp.ConsumeConfig{Qos: amqp.QosConfig{PrefetchCount: a.prefetch(h)}},
 		TopologyBuilder: &amqpTopology{},
 	}
+}
+
+// prefetch splits bus.amqp.prefetch between h's consumers, so concurrency
+// does not multiply what one instance holds back from the others. Each still
+// holds two, so its next delivery is there when it acks instead of one round
+// trip later; an ordered handler's consumer holds one, so a delivery it nacks
+// is redelivered before the next.
+func (a *amqpAdapter) prefetch(h Handler) int {
+	if h.ordered {
+		return 1
+	}
+	return max(2, a.cfg.Prefetch/max(1, h.concurrency))
 }
 
 func (a *amqpAdapter) publisher() message.Publisher { return a.pub }
