@@ -1,8 +1,12 @@
 // Package faults runs the real binary, two instances at a time, on RabbitMQ
 // and on Redis Streams with PostgreSQL, injects broker and process faults
-// while users register over HTTP, and counts what went in and what came
-// out: no registered user may end without its customer (lost) or with its
-// effect applied twice (duplicated).
+// while users register and win deals over HTTP, and counts what went in and
+// what came out: no registered user may end without its customer (lost) or
+// with its effect applied twice (duplicated), and no won deal may be counted
+// on its customer less or more than once. Creating a customer is absorbed
+// by a unique constraint when applied twice; counting a deal
+// (customer.count-won-deal adds one) is made exactly-once by the
+// processed-events record alone.
 //
 // These tests stop brokers and kill connections, so they run on their own,
 // after the rest of the suite (see the Makefile's test target).
@@ -11,6 +15,7 @@ package faults_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -166,6 +171,32 @@ func duplicateDelivery(t *testing.T, b *apptest.Broker) {
 	if customers != 1 || marks != 1 || created != 1 {
 		t.Fatalf("one event delivered twice: %d customers, %d processed marks, %d customer.created events; want 1 each", customers, marks, created)
 	}
+
+	// The same for a won deal, whose count only the processed-events record
+	// keeps from growing twice.
+	var customerID string
+	if err := d.db.QueryRow(`SELECT id FROM customers WHERE user_id = $1`, userID).Scan(&customerID); err != nil {
+		t.Fatal(err)
+	}
+	won, err := bus.NewMessage(context.Background(), topics.DealWon, "dup-deal",
+		topics.DealWonV1{DealID: "dup-deal", CustomerID: customerID, AmountCents: 100, Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	b.Inject(t, topics.DealWon.Name(), won, false)
+	b.Inject(t, topics.DealWon.Name(), won, false) // same event id
+	apptest.Eventually(t, "the injected deal counted", func() bool {
+		return d.count(`SELECT deals_won FROM customers WHERE id = $1`, customerID) > 0
+	})
+	recovered = time.Since(start)
+	time.Sleep(2 * time.Second) // room for the second delivery to land
+	counted := d.count(`SELECT deals_won FROM customers WHERE id = $1`, customerID)
+	marks = d.count(`SELECT COUNT(*) FROM processed_events WHERE handler = 'customer.count-won-deal' AND event_id = $1`, won.UUID)
+	t.Logf("| same event delivered twice: won deal counted | %s | 2 | 1 | 0 | %d | %s |", b.Adapter, counted-1, recovered.Round(time.Millisecond))
+	if counted != 1 || marks != 1 {
+		t.Fatalf("one customer.deal.won delivered twice: deals_won %d, %d processed marks; want 1 each", counted, marks)
+	}
 }
 
 // deployment is a fresh database and broker namespace with running instances.
@@ -178,6 +209,11 @@ type deployment struct {
 
 	mu    sync.Mutex
 	alive []*apptest.Instance
+
+	// Won deals posted during the load: answered 201 (recorded), or
+	// otherwise (no answer, an error: recorded or not). None is retried, as
+	// a retry of a recorded deal would record a second one.
+	dealsAccepted, dealsUnknown atomic.Int64
 }
 
 func deploy(t *testing.T, b *apptest.Broker, n int) *deployment {
@@ -226,14 +262,29 @@ func (d *deployment) instances() []*apptest.Instance {
 // both instances busy, few enough that the load outlasts several faults.
 const clients = 6
 
+// dealClients is how many HTTP clients win deals for existing customers
+// beside them; minDeals is how many deals they post at least.
+const (
+	dealClients = 2
+	minDeals    = 200
+)
+
 // load registers n users over HTTP from concurrent clients spread over the live
-// instances, while fault runs with a view of the progress. A request that
+// instances, and wins deals for the customers created so far, while fault
+// runs with a view of the registrations' progress. A registration that
 // fails in transport is retried on another instance; 409 means an earlier
 // attempt got through.
 func (d *deployment) load(n int, fault func(progress func() int)) {
 	var done atomic.Int64
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	registered := make(chan struct{})
+	var deals sync.WaitGroup
+	for range dealClients {
+		deals.Go(func() { d.winDeals(registered) })
+	}
+	defer deals.Wait()
+	defer close(registered)
 	for range clients {
 		wg.Go(func() {
 			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
@@ -256,6 +307,48 @@ func (d *deployment) load(n int, fault func(progress func() int)) {
 	}
 	fault(func() int { return int(done.Load()) })
 	wg.Wait()
+}
+
+// winDeals posts won deals for random existing customers to the live
+// instances until the registrations are over and minDeals were accepted
+// (or a minute after the registrations, whatever was accepted).
+func (d *deployment) winDeals(registered <-chan struct{}) {
+	var over time.Time
+	for i := 0; ; i++ {
+		select {
+		case <-registered:
+			if over.IsZero() {
+				over = time.Now()
+			}
+			if d.dealsAccepted.Load() >= minDeals || time.Since(over) > time.Minute {
+				return
+			}
+		default:
+		}
+		var customerID string
+		err := d.db.QueryRow(`SELECT id FROM customers ORDER BY random() LIMIT 1`).Scan(&customerID)
+		if errors.Is(err, sql.ErrNoRows) {
+			time.Sleep(20 * time.Millisecond) // no customer yet
+			continue
+		}
+		if err != nil {
+			d.t.Errorf("pick a customer: %v", err)
+			return
+		}
+		alive := d.instances()
+		r, err := alive[i%len(alive)].Try("POST", "/api/customers/"+customerID+"/deals", map[string]any{"amount_cents": 100, "currency": "EUR"})
+		switch {
+		case err == nil && r.Status == http.StatusCreated:
+			d.dealsAccepted.Add(1)
+		case err == nil:
+			d.t.Logf("win a deal for customer %s: %d %s", customerID, r.Status, r.Raw)
+			fallthrough
+		default:
+			d.dealsUnknown.Add(1)
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // waitProgress waits until n users are registered; a load that stalls for
@@ -305,6 +398,35 @@ func (d *deployment) report(scenario string, faultEnd time.Time, poisoned int) {
 	t.Logf("| %s | %s | %d | %d | %d | %d | %s |", scenario, d.broker.Adapter, users+poisoned, got+poisoned, users-got, dupCustomers+dupEvents, recovered.Round(100*time.Millisecond))
 	if got != users || dupCustomers+dupEvents != 0 {
 		t.Fatalf("%d users registered, %d with their customer, %d duplicated effects", users, got, dupCustomers+dupEvents)
+	}
+	d.reportDeals(scenario, faultEnd)
+}
+
+// reportDeals waits until every recorded deal is counted on its customer,
+// then checks and logs, as another row of the table, the deals recorded
+// (one customer.deal.won each) against the customers' deals_won: a deal
+// not counted is lost, a deal counted twice duplicated.
+func (d *deployment) reportDeals(scenario string, faultEnd time.Time) {
+	t := d.t
+	in := func() int { return d.count(`SELECT COUNT(*) FROM deals`) }
+	counted := func() int { return d.count(`SELECT COALESCE(SUM(deals_won), 0) FROM customers`) }
+	deadline := time.Now().Add(3 * time.Minute)
+	for counted() < in() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	recovered := time.Since(faultEnd)
+	time.Sleep(time.Second) // let late duplicates land before counting them
+	const perCustomer = `FROM customers c LEFT JOIN (SELECT customer_id, COUNT(*) AS n FROM deals GROUP BY customer_id) d ON d.customer_id = c.id`
+	deals := in()
+	lost := d.count(`SELECT COALESCE(SUM(GREATEST(COALESCE(d.n, 0) - c.deals_won, 0)), 0) ` + perCustomer)
+	duplicated := d.count(`SELECT COALESCE(SUM(GREATEST(c.deals_won - COALESCE(d.n, 0), 0)), 0) ` + perCustomer)
+	accepted, unknown := int(d.dealsAccepted.Load()), int(d.dealsUnknown.Load())
+	t.Logf("| %s: won deals counted | %s | %d | %d | %d | %d | %s |", scenario, d.broker.Adapter, deals, deals-lost, lost, duplicated, recovered.Round(100*time.Millisecond))
+	if deals == 0 || lost != 0 || duplicated != 0 {
+		t.Fatalf("%d deals recorded, %d not counted on their customer, %d counted twice", deals, lost, duplicated)
+	}
+	if deals < accepted || deals > accepted+unknown {
+		t.Fatalf("%d deals recorded, but %d were accepted and %d answered otherwise or not at all", deals, accepted, unknown)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 func TestModuleContributes(t *testing.T) {
 	handlers, routes, migrations := contributions(t, customer.Module)
 	platformHandlers, platformRoutes, platformMigrations := contributions(t)
-	if got, want := without(handlers, platformHandlers), []string{"customer.create-profile", "customer.deactivate-on-user-suspended", "customer.refresh-settings"}; !slices.Equal(got, want) {
+	if got, want := without(handlers, platformHandlers), []string{"customer.count-won-deal", "customer.create-profile", "customer.deactivate-on-user-suspended", "customer.refresh-settings"}; !slices.Equal(got, want) {
 		t.Errorf("handlers = %v, want %v", got, want)
 	}
 	if got, want := without(routes, platformRoutes), []string{"GET /api/customers", "GET /api/customers/{id}", "PATCH /api/customers/{id}", "POST /api/customers/{id}/deals"}; !slices.Equal(got, want) {

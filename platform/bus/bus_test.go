@@ -43,6 +43,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{func(c *bus.Config) { c.Adapter = "kafka" }, `bus.adapter: unknown adapter "kafka"`},
 		{func(c *bus.Config) { c.Adapter, c.AMQP.URL = bus.AdapterAMQP, "" }, "bus.amqp.url: required"},
 		{func(c *bus.Config) { c.Adapter, c.Redis.Addr = bus.AdapterRedisStream, "" }, "bus.redisstream.addr: required"},
+		{func(c *bus.Config) { c.Adapter, c.Redis.ReadCount = bus.AdapterRedisStream, 0 }, "bus.redisstream.read_count: must be >= 1, got 0"},
 		{func(c *bus.Config) { c.Retry.Multiplier = 0.5 }, "bus.retry.multiplier"},
 		{func(c *bus.Config) { c.HandlerTimeout = 0 }, "bus.handler_timeout"},
 		{func(c *bus.Config) { c.Concurrency = 0 }, "bus.concurrency: must be >= 1, got 0"},

@@ -94,6 +94,9 @@ type RedisConfig struct {
 	MaxIdleTime time.Duration `yaml:"max_idle_time"`
 	// BlockTime is how long one read waits for new entries.
 	BlockTime time.Duration `yaml:"block_time"`
+	// ReadCount is how many entries each consumer of a handler's group
+	// reads per round trip (XREADGROUP COUNT); their XACKs go out together.
+	ReadCount int `yaml:"read_count"`
 }
 
 // DefaultConfig is the zero-setup configuration: in-process gochannel.
@@ -127,6 +130,7 @@ func DefaultConfig() Config {
 			ClaimInterval: 5 * time.Second,
 			MaxIdleTime:   60 * time.Second,
 			BlockTime:     100 * time.Millisecond,
+			ReadCount:     64,
 		},
 	}
 }
@@ -170,6 +174,9 @@ func (c Config) Validate() error {
 		positive("redisstream.claim_interval", c.Redis.ClaimInterval)
 		positive("redisstream.max_idle_time", c.Redis.MaxIdleTime)
 		positive("redisstream.block_time", c.Redis.BlockTime)
+		if c.Redis.ReadCount < 1 {
+			bad("redisstream.read_count", "must be >= 1, got %d", c.Redis.ReadCount)
+		}
 	default:
 		bad("adapter", "unknown adapter %q (want %s, %s or %s)", c.Adapter, AdapterGoChannel, AdapterAMQP, AdapterRedisStream)
 	}

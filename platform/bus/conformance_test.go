@@ -83,9 +83,8 @@ func TestRedisStreamConformance(t *testing.T) {
 			cfg := bus.DefaultConfig()
 			cfg.Adapter = bus.AdapterRedisStream
 			cfg.Redis.Addr = addr
-			// A closing consumer's last blocking read can still take entries
-			// into its pending list (watermill-redisstream does not wait for
-			// it); they are claimed after max_idle_time, kept short here.
+			// Entries a broadcast reader or a killed consumer leaves pending
+			// are claimed after max_idle_time, kept short here.
 			cfg.Redis.MaxIdleTime, cfg.Redis.ClaimInterval = 2*time.Second, 250*time.Millisecond
 			return cfg
 		},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
@@ -62,53 +61,29 @@ func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, er
 	if h.ordered {
 		return nil, false, fmt.Errorf("handler %q is ordered, which redisstream cannot promise: a consumer group spreads entries over the consumers of every instance and has no single active consumer (use amqp, or drop bus.Ordered and run one instance with concurrency 1)", h.name)
 	}
-	// n consumers in the handler's group; each reads and acks one entry at a
-	// time.
-	subs := make(fanIn, 0, h.concurrency)
-	for i := range h.concurrency {
-		consumer := a.instance
-		if i > 0 {
-			consumer += "-" + strconv.Itoa(i+1)
-		}
-		sub, err := a.newSubscriber(h, consumer)
-		if err != nil {
-			_ = subs.Close()
-			return nil, false, err
-		}
-		subs = append(subs, sub)
-	}
-	if len(subs) == 1 {
-		return subs[0], true, nil
-	}
-	return subs, true, nil
+	// n consumers in the handler's group, each reading read_count entries
+	// per round trip (see redisGroupSubscriber).
+	consumers := redisConsumerNames(a.instance, h.concurrency)
+	return newRedisGroupSubscriber(newRedisGroupClient(a.cfg, len(consumers)), a.cfg.GroupPrefix+h.name, consumers, a.cfg, a.logger), true, nil
 }
 
-// newSubscriber reads h's topic as consumer of h's group, or without a group
-// from the stream's current end when h is broadcast.
+// newSubscriber reads h's topic without a group, from the stream's end at
+// subscription: h is broadcast.
 func (a *redisStreamAdapter) newSubscriber(h Handler, consumer string) (message.Subscriber, error) {
+	// The end is fixed now, not at the first read, so events published
+	// between start-up and that read are not skipped.
+	last, err := a.lastID(h.topic)
+	if err != nil {
+		return nil, err
+	}
 	cfg := redisstream.SubscriberConfig{
-		Client:        a.newClient(), // closed by the subscriber
-		Unmarshaller:  safeRedisMarshaller{},
-		Consumer:      consumer,
-		ConsumerGroup: a.cfg.GroupPrefix + h.name,
-		ClaimInterval: a.cfg.ClaimInterval,
-		MaxIdleTime:   a.cfg.MaxIdleTime,
-		BlockTime:     a.cfg.BlockTime,
-		// A new handler starts with the events published from now on, as a
-		// new AMQP queue does, instead of replaying the whole stream.
-		OldestId: "$",
+		Client:         a.newClient(), // closed by the subscriber
+		Unmarshaller:   safeRedisMarshaller{},
+		Consumer:       consumer,
+		FanOutOldestId: last,
+		BlockTime:      a.cfg.BlockTime,
 		// Without it the first read blocks forever and Close cannot stop it.
 		DisableIndefiniteInitialBlock: true,
-	}
-	if h.broadcast {
-		// The end is fixed now, not at the first read, so events published
-		// between start-up and that read are not skipped.
-		last, err := a.lastID(h.topic)
-		if err != nil {
-			_ = cfg.Client.Close()
-			return nil, err
-		}
-		cfg.ConsumerGroup, cfg.FanOutOldestId = "", last
 	}
 	sub, err := redisstream.NewSubscriber(cfg, a.logger)
 	if err != nil {
@@ -142,9 +117,10 @@ func (a *redisStreamAdapter) close() error {
 	return a.pub.Close()
 }
 
-// safeRedisMarshaller never fails to unmarshal: the subscriber ends its read
-// loop on the first unmarshal error, so one foreign entry in a stream would
-// silently stop the handler. Such an entry is instead marked so the handler
+// safeRedisMarshaller never fails to unmarshal: watermill-redisstream's
+// subscriber, which broadcast handlers still use, ends its read loop on the
+// first unmarshal error, so one foreign entry in a stream would silently
+// stop the handler. Such an entry is instead marked so the handler
 // sends it to the poison topic.
 type safeRedisMarshaller struct {
 	redisstream.DefaultMarshallerUnmarshaller

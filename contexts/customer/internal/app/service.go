@@ -50,7 +50,7 @@ func loadCustomer(ctx context.Context, q *store.Queries, id string) (domain.Cust
 func toDomain(row store.Customer) domain.Customer {
 	return domain.Customer{
 		ID: row.ID, UserID: row.UserID, Email: row.Email, Name: row.Name, Tier: domain.Tier(row.Tier),
-		Active: row.Active, CreatedAt: row.CreatedAt.UTC(), UpdatedAt: row.UpdatedAt.UTC(),
+		Active: row.Active, CreatedAt: row.CreatedAt.UTC(), UpdatedAt: row.UpdatedAt.UTC(), DealsWon: row.DealsWon,
 	}
 }
 

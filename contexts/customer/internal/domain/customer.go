@@ -40,6 +40,8 @@ type Customer struct {
 	Active    bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// DealsWon counts the customer.deal.won events handled for the customer.
+	DealsWon int64
 }
 
 // ParseTier accepts only the known tiers.

@@ -13,5 +13,6 @@ func Handlers(d *db.DB, s *app.Service) []bus.Handler {
 	return []bus.Handler{
 		onUserRegistered(d, s),
 		onUserSuspended(d, s),
+		onDealWon(d, s),
 	}
 }

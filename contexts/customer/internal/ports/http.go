@@ -33,12 +33,15 @@ type customerJSON struct {
 	Active    bool      `json:"active"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// DealsWon trails POST .../deals: customer.count-won-deal counts a deal
+	// once its customer.deal.won is handled.
+	DealsWon int64 `json:"deals_won"`
 }
 
 func toJSON(c domain.Customer) customerJSON {
 	return customerJSON{
 		ID: c.ID, UserID: c.UserID, Email: c.Email, Name: c.Name, Tier: string(c.Tier),
-		Active: c.Active, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Active: c.Active, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, DealsWon: c.DealsWon,
 	}
 }
 

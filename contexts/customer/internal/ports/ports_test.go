@@ -16,6 +16,7 @@ import (
 const (
 	createProfile = "customer.create-profile"
 	deactivate    = "customer.deactivate-on-user-suspended"
+	countWonDeal  = "customer.count-won-deal"
 )
 
 // noRetry poisons a failing event at its first attempt.

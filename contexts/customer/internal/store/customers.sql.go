@@ -11,6 +11,22 @@ import (
 	"time"
 )
 
+const countWonDeal = `-- name: CountWonDeal :execrows
+UPDATE customers
+SET deals_won = deals_won + 1
+WHERE id = $1
+`
+
+// Not idempotent: a redelivered customer.deal.won counts once only because
+// the handler's processed-events record skips it.
+func (q *Queries) CountWonDeal(ctx context.Context, id string) (int64, error) {
+	result, err := q.db.ExecContext(ctx, countWonDeal, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const createCustomer = `-- name: CreateCustomer :execrows
 INSERT INTO customers (id, user_id, email, name, tier, active, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -51,7 +67,7 @@ const deactivateCustomerOfUser = `-- name: DeactivateCustomerOfUser :one
 UPDATE customers
 SET active = FALSE, updated_at = $2
 WHERE user_id = $1 AND active
-RETURNING id, user_id, email, name, tier, active, created_at, updated_at
+RETURNING id, user_id, email, name, tier, active, created_at, updated_at, deals_won
 `
 
 type DeactivateCustomerOfUserParams struct {
@@ -73,12 +89,13 @@ func (q *Queries) DeactivateCustomerOfUser(ctx context.Context, arg DeactivateCu
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DealsWon,
 	)
 	return i, err
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, user_id, email, name, tier, active, created_at, updated_at
+SELECT id, user_id, email, name, tier, active, created_at, updated_at, deals_won
 FROM customers
 WHERE id = $1
 `
@@ -95,12 +112,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) 
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DealsWon,
 	)
 	return i, err
 }
 
 const getCustomerByUserID = `-- name: GetCustomerByUserID :one
-SELECT id, user_id, email, name, tier, active, created_at, updated_at
+SELECT id, user_id, email, name, tier, active, created_at, updated_at, deals_won
 FROM customers
 WHERE user_id = $1
 `
@@ -117,12 +135,13 @@ func (q *Queries) GetCustomerByUserID(ctx context.Context, userID string) (Custo
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DealsWon,
 	)
 	return i, err
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, user_id, email, name, tier, active, created_at, updated_at
+SELECT id, user_id, email, name, tier, active, created_at, updated_at, deals_won
 FROM customers
 ORDER BY created_at DESC, id DESC
 LIMIT $1
@@ -146,6 +165,7 @@ func (q *Queries) ListCustomers(ctx context.Context, limit int32) ([]Customer, e
 			&i.Active,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DealsWon,
 		); err != nil {
 			return nil, err
 		}
@@ -166,7 +186,7 @@ SET name = COALESCE($1, name),
     tier = COALESCE($2, tier),
     updated_at = $3
 WHERE id = $4
-RETURNING id, user_id, email, name, tier, active, created_at, updated_at
+RETURNING id, user_id, email, name, tier, active, created_at, updated_at, deals_won
 `
 
 type UpdateCustomerDetailsParams struct {
@@ -195,6 +215,7 @@ func (q *Queries) UpdateCustomerDetails(ctx context.Context, arg UpdateCustomerD
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DealsWon,
 	)
 	return i, err
 }

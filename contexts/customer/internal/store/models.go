@@ -17,6 +17,7 @@ type Customer struct {
 	Active    bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	DealsWon  int64
 }
 
 type Deal struct {

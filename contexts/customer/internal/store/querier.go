@@ -9,6 +9,9 @@ import (
 )
 
 type Querier interface {
+	// Not idempotent: a redelivered customer.deal.won counts once only because
+	// the handler's processed-events record skips it.
+	CountWonDeal(ctx context.Context, id string) (int64, error)
 	// Affects no row when the user already has a customer, so a redelivered
 	// identity.user.registered creates nothing.
 	CreateCustomer(ctx context.Context, arg CreateCustomerParams) (int64, error)
