@@ -41,6 +41,7 @@ func poisonAndReplay(t *testing.T, b *apptest.Broker) {
 		"APP_BUS_RETRY_MAX_RETRIES=2", "APP_BUS_RETRY_INITIAL_INTERVAL=20ms",
 	}, b.Env...)
 	in := apptest.Start(t, b.Config, env...)
+	ops := in.Admin()
 	cli := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(apptest.Binary, append([]string{"--config", "../" + b.Config, "poison"}, args...)...)
@@ -54,7 +55,7 @@ func poisonAndReplay(t *testing.T, b *apptest.Broker) {
 	}
 	const handler = "customer.deactivate-on-user-suspended"
 	poisoned := func() []any {
-		list, _ := in.Expect(t, http.StatusOK, "GET", "/api/ops/poison?handler="+handler, nil).Body["messages"].([]any)
+		list, _ := ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison?handler="+handler, nil).Body["messages"].([]any)
 		return list
 	}
 
@@ -104,7 +105,7 @@ func poisonAndReplay(t *testing.T, b *apptest.Broker) {
 		return customerID != ""
 	})
 	retry := poisoned()[0].(map[string]any)["id"].(string)
-	in.Expect(t, http.StatusAccepted, "POST", "/api/ops/poison/"+retry+"/replay", nil)
+	ops.Expect(t, http.StatusAccepted, "POST", "/api/ops/poison/"+retry+"/replay", nil)
 	apptest.Eventually(t, "the replayed suspension to deactivate the customer", func() bool {
 		return in.Expect(t, http.StatusOK, "GET", "/api/customers/"+customerID, nil).Body["active"] == false
 	})
@@ -117,12 +118,12 @@ func poisonAndReplay(t *testing.T, b *apptest.Broker) {
 		b.Inject(t, topics.UserRegistered.Name(), message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("garbage %d", i))), true)
 	}
 	apptest.Eventually(t, "3 garbage messages poisoned", func() bool {
-		return in.Expect(t, http.StatusOK, "GET", "/api/ops/poison?topic=identity.user.registered", nil).Body["total"] == float64(3)
+		return ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison?topic=identity.user.registered", nil).Body["total"] == float64(3)
 	})
 	if out := cli("purge", "--all", "--topic", topics.UserRegistered.Name()); !strings.Contains(out, "purged 3 message(s)") {
 		t.Fatalf("purge printed %q", out)
 	}
-	if total := in.Expect(t, http.StatusOK, "GET", "/api/ops/poison", nil).Body["total"]; total != float64(0) {
+	if total := ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison", nil).Body["total"]; total != float64(0) {
 		t.Fatalf("%v messages left after purge", total)
 	}
 }

@@ -8,16 +8,17 @@ import (
 	"github.com/example/monolith/platform/httpx"
 )
 
-// Routes serve the poison store under /api/ops/poison.
+// Routes serve the poison store under /api/ops/poison, on the admin
+// listener.
 func Routes(s *Store) []httpx.Route {
 	h := handlers{s}
 	return []httpx.Route{
-		{Pattern: "GET /api/ops/poison", Handler: httpx.HandlerFunc(h.list)},
-		{Pattern: "GET /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.show)},
-		{Pattern: "POST /api/ops/poison/{id}/replay", Handler: httpx.HandlerFunc(h.replay)},
-		{Pattern: "POST /api/ops/poison/replay", Handler: httpx.HandlerFunc(h.replayAll)},
-		{Pattern: "DELETE /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.purge)},
-		{Pattern: "DELETE /api/ops/poison", Handler: httpx.HandlerFunc(h.purgeAll)},
+		{Pattern: "GET /api/ops/poison", Handler: httpx.HandlerFunc(h.list), Admin: true},
+		{Pattern: "GET /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.show), Admin: true},
+		{Pattern: "POST /api/ops/poison/{id}/replay", Handler: httpx.HandlerFunc(h.replay), Admin: true},
+		{Pattern: "POST /api/ops/poison/replay", Handler: httpx.HandlerFunc(h.replayAll), Admin: true},
+		{Pattern: "DELETE /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.purge), Admin: true},
+		{Pattern: "DELETE /api/ops/poison", Handler: httpx.HandlerFunc(h.purgeAll), Admin: true},
 	}
 }
 

@@ -133,7 +133,7 @@ func TestHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h, err := httpx.NewHandler(poison.Routes(s), nil, nil, slog.Default())
+	h, err := httpx.NewAdminHandler(poison.Routes(s), nil, "", slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
