@@ -76,6 +76,9 @@ type AMQPConfig struct {
 	Durable bool `yaml:"durable"`
 	// PublishChannels is the size of the publisher's channel pool.
 	PublishChannels int `yaml:"publish_channels"`
+	// TLS configures an amqps:// connection: the authorities to trust and
+	// a client certificate.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // RedisConfig configures Redis Streams: one stream per topic, one consumer
@@ -94,6 +97,8 @@ type RedisConfig struct {
 	MaxIdleTime time.Duration `yaml:"max_idle_time"`
 	// BlockTime is how long one read waits for new entries.
 	BlockTime time.Duration `yaml:"block_time"`
+	// TLS, when enabled, connects to Redis with TLS.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // DefaultConfig is the zero-setup configuration: in-process gochannel.
@@ -160,6 +165,7 @@ func (c Config) Validate() error {
 		if c.AMQP.PublishChannels < 1 {
 			bad("amqp.publish_channels", "must be >= 1, got %d", c.AMQP.PublishChannels)
 		}
+		validateAMQPTLS(c.AMQP, bad)
 	case AdapterRedisStream:
 		if c.Redis.Addr == "" {
 			bad("redisstream.addr", "required when bus.adapter is redisstream")
@@ -170,6 +176,7 @@ func (c Config) Validate() error {
 		positive("redisstream.claim_interval", c.Redis.ClaimInterval)
 		positive("redisstream.max_idle_time", c.Redis.MaxIdleTime)
 		positive("redisstream.block_time", c.Redis.BlockTime)
+		validateRedisTLS(c.Redis, bad)
 	default:
 		bad("adapter", "unknown adapter %q (want %s, %s or %s)", c.Adapter, AdapterGoChannel, AdapterAMQP, AdapterRedisStream)
 	}
