@@ -21,6 +21,9 @@ COPY configs ./configs
 # The file the app reads unless --config says otherwise: choose another with
 # -e APP_CONFIG=configs/amqp.yaml; `docker run IMAGE migrate` runs a command.
 ENV APP_CONFIG=configs/app.yaml
+# The public API. The admin listener (ops API, /metrics) stays on the
+# container's loopback unless -e APP_ADMIN_ADDR=:9090 -e APP_ADMIN_TOKEN=...
+# moves it out; publish 9090 then.
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/app"]
 CMD ["serve"]

@@ -73,6 +73,16 @@ func TestBadConfigurationStopsStartUpNamingTheKey(t *testing.T) {
 		{"malformed duration", "bus:\n  close_timeout: soon\n", nil, `bus.close_timeout: invalid duration "soon"`, every},
 		{"missing url", "bus:\n  adapter: amqp\n  amqp:\n    url: \"\"\n", nil, "bus.amqp.url: required", every},
 		{"bad env override", "", []string{"APP_HTTP_SHUTDOWN_TIMEOUT=later"}, "APP_HTTP_SHUTDOWN_TIMEOUT (http.shutdown_timeout)", every},
+		{"admin beyond loopback without a token", "admin:\n  addr: 0.0.0.0:9090\n", nil,
+			`admin.addr: "0.0.0.0:9090" is not a loopback address and admin.token is empty`, every},
+		{"admin on every interface from the environment, without a token", "", []string{"APP_ADMIN_ADDR=:9090"},
+			`admin.addr: ":9090" is not a loopback address and admin.token is empty: the ops API and /metrics would be open to anyone who reaches it; set admin.token (APP_ADMIN_TOKEN)`, every},
+		{"admin sharing the public port", "http:\n  addr: :8080\nadmin:\n  addr: 127.0.0.1:8080\n", nil,
+			`admin.addr: "127.0.0.1:8080" would share a port with http.addr ":8080"`, every},
+		{"unreadable TLS CA file", "bus:\n  adapter: redisstream\n  redisstream:\n    tls:\n      enabled: true\n      ca_file: /nonexistent/ca.pem\n", nil,
+			"bus.redisstream.tls.ca_file: open /nonexistent/ca.pem", every},
+		{"unreadable sslrootcert", "", []string{"APP_DATABASE_DRIVER=postgres", "APP_DATABASE_DSN=postgres://app:s3cret@127.0.0.1:1/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"},
+			"database.dsn: postgres://app:xxxxx@127.0.0.1:1/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem: failed to configure TLS (unable to read CA file: open /nonexistent/ca.pem", every},
 		{"unreachable broker", "bus:\n  adapter: redisstream\n  connect_timeout: 500ms\n  redisstream:\n    addr: 127.0.0.1:1\n",
 			nil, "bus: cannot connect to redis 127.0.0.1:1", []string{"serve"}},
 		{"unknown key in a context section", "contexts:\n  identity:\n    bcrypt_cots: 4\n", nil,
@@ -104,6 +114,9 @@ func TestBadConfigurationStopsStartUpNamingTheKey(t *testing.T) {
 				}
 				if !strings.Contains(string(out), tt.want) {
 					t.Fatalf("output does not name the problem %q:\n%s", tt.want, out)
+				}
+				if strings.Contains(string(out), "s3cret") {
+					t.Fatalf("output shows a password:\n%s", out)
 				}
 			})
 		}

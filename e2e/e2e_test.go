@@ -81,10 +81,14 @@ func scenario(t *testing.T, ins []*apptest.Instance) {
 		return c
 	}
 
-	// Health, readiness and metrics.
+	// Health and readiness on the public listener; metrics and the ops API
+	// on the admin listener only.
 	for _, in := range ins {
 		in.Expect(t, http.StatusOK, "GET", "/healthz", nil)
 		in.Expect(t, http.StatusOK, "GET", "/readyz", nil)
+		in.Expect(t, http.StatusNotFound, "GET", "/metrics", nil)
+		in.Expect(t, http.StatusNotFound, "GET", "/api/ops/poison", nil)
+		in.Admin().Expect(t, http.StatusOK, "GET", "/api/ops/poison", nil)
 	}
 
 	// Register: the customer context creates the profile from the event.
@@ -204,7 +208,7 @@ func scenario(t *testing.T, ins []*apptest.Instance) {
 		t.Fatalf("%d customers for %d registered users", total, registered)
 	}
 
-	metrics := first.Expect(t, http.StatusOK, "GET", "/metrics", nil).Raw
+	metrics := first.Admin().Expect(t, http.StatusOK, "GET", "/metrics", nil).Raw
 	for _, want := range []string{"app_bus_handler_execution_time_seconds", `handler_name="customer.create-profile"`, "app_bus_publish_time_seconds", "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("/metrics lacks %s", want)

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/db/dbtest"
+	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/topics"
 )
 
@@ -36,25 +38,35 @@ func TestPoisonStoreAndReplay(t *testing.T) {
 }
 
 func poisonAndReplay(t *testing.T, b *apptest.Broker) {
+	token := "e2e-" + apptest.RandomID() + apptest.RandomID()
 	env := append([]string{
 		"APP_DATABASE_DSN=" + dbtest.Config(t, db.DriverPostgres).DSN,
 		"APP_BUS_RETRY_MAX_RETRIES=2", "APP_BUS_RETRY_INITIAL_INTERVAL=20ms",
 	}, b.Env...)
-	in := apptest.Start(t, b.Config, env...)
-	cli := func(args ...string) string {
-		t.Helper()
+	in := apptest.Start(t, b.Config, append(env, "APP_ADMIN_TOKEN="+token)...)
+	ops := in.Admin()
+	// run is the command's standard output, and its error output when it fails.
+	run := func(args ...string) (string, error) {
 		cmd := exec.Command(apptest.Binary, append([]string{"--config", "../" + b.Config, "poison"}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("app poison %s: %v\n%s", strings.Join(args, " "), err, out)
+		if exit, ok := errors.AsType[*exec.ExitError](err); ok {
+			out = append(out, exit.Stderr...)
 		}
 		t.Logf("$ app poison %s\n%s", strings.Join(args, " "), out)
-		return string(out)
+		return string(out), err
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("app poison %s: %v", strings.Join(args, " "), err)
+		}
+		return out
 	}
 	const handler = "customer.deactivate-on-user-suspended"
 	poisoned := func() []any {
-		list, _ := in.Expect(t, http.StatusOK, "GET", "/api/ops/poison?handler="+handler, nil).Body["messages"].([]any)
+		list, _ := ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison?handler="+handler, nil).Body["messages"].([]any)
 		return list
 	}
 
@@ -104,7 +116,7 @@ func poisonAndReplay(t *testing.T, b *apptest.Broker) {
 		return customerID != ""
 	})
 	retry := poisoned()[0].(map[string]any)["id"].(string)
-	in.Expect(t, http.StatusAccepted, "POST", "/api/ops/poison/"+retry+"/replay", nil)
+	ops.Expect(t, http.StatusAccepted, "POST", "/api/ops/poison/"+retry+"/replay", nil)
 	apptest.Eventually(t, "the replayed suspension to deactivate the customer", func() bool {
 		return in.Expect(t, http.StatusOK, "GET", "/api/customers/"+customerID, nil).Body["active"] == false
 	})
@@ -117,12 +129,48 @@ func poisonAndReplay(t *testing.T, b *apptest.Broker) {
 		b.Inject(t, topics.UserRegistered.Name(), message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("garbage %d", i))), true)
 	}
 	apptest.Eventually(t, "3 garbage messages poisoned", func() bool {
-		return in.Expect(t, http.StatusOK, "GET", "/api/ops/poison?topic=identity.user.registered", nil).Body["total"] == float64(3)
+		return ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison?topic=identity.user.registered", nil).Body["total"] == float64(3)
 	})
-	if out := cli("purge", "--all", "--topic", topics.UserRegistered.Name()); !strings.Contains(out, "purged 3 message(s)") {
+	// Purging needs a filter or an explicit all.
+	if out, err := run("purge"); err == nil || !strings.Contains(out, "--all") {
+		t.Fatalf("app poison purge without a filter: %v\n%s", err, out)
+	}
+	if r := ops.Do(t, "DELETE", "/api/ops/poison", nil); r.Status != http.StatusBadRequest || !strings.Contains(r.Raw, "all=true") {
+		t.Fatalf("DELETE /api/ops/poison without a filter = %d %s, want 400 naming all=true", r.Status, r.Raw)
+	}
+	if out := cli("purge", "--topic", topics.UserRegistered.Name()); !strings.Contains(out, "purged 3 message(s)") {
 		t.Fatalf("purge printed %q", out)
 	}
-	if total := in.Expect(t, http.StatusOK, "GET", "/api/ops/poison", nil).Body["total"]; total != float64(0) {
+	if total := ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison", nil).Body["total"]; total != float64(0) {
 		t.Fatalf("%v messages left after purge", total)
+	}
+	if purged := ops.Expect(t, http.StatusOK, "DELETE", "/api/ops/poison?all=true", nil).Body["purged"]; purged != float64(0) {
+		t.Fatalf("purge all=true of an empty store purged %v", purged)
+	}
+
+	// The audit: who did what, newest first, on the CLI and over HTTP.
+	tokenID := httpx.TokenID(token)
+	want := []string{
+		tokenID + " http purge all 0",
+		"local cli purge topic=" + topics.UserRegistered.Name() + " 3",
+		tokenID + " http replay " + retry + " 1",
+		"local cli replay " + id + " 1",
+	}
+	lines := strings.Split(strings.TrimSpace(cli("audit")), "\n")[1:]
+	if len(lines) != len(want) {
+		t.Fatalf("app poison audit has %d entries, want %d", len(lines), len(want))
+	}
+	for i, line := range lines {
+		if got := strings.Join(strings.Fields(line)[1:], " "); got != want[i] {
+			t.Errorf("app poison audit entry %d = %q, want %q", i, got, want[i])
+		}
+	}
+	entries, _ := ops.Expect(t, http.StatusOK, "GET", "/api/ops/poison/audit", nil).Body["entries"].([]any)
+	if len(entries) != len(want) {
+		t.Fatalf("GET /api/ops/poison/audit: %d entries, want %d", len(entries), len(want))
+	}
+	if e := entries[2].(map[string]any); e["who"] != tokenID || e["via"] != "http" || e["action"] != "replay" || e["message_id"] != retry ||
+		e["topic"] != topics.UserSuspended.Name() || e["handler"] != handler || e["messages"] != float64(1) {
+		t.Fatalf("audit entry of the HTTP replay: %v", e)
 	}
 }

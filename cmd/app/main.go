@@ -3,7 +3,7 @@
 //
 //	app [--config PATH]           serve HTTP and the event handlers (default)
 //	app [--config PATH] migrate   apply database migrations and exit
-//	app [--config PATH] poison    list, show, replay or purge poisoned messages
+//	app [--config PATH] poison    list, show, replay or purge poisoned messages; audit lists replays and purges
 //	app [--config PATH] catalog   print the topics, handlers and routes (--format table|markdown|json|mermaid|asyncapi)
 package main
 

@@ -44,34 +44,46 @@ func Main(m *testing.M) {
 
 // Instance is one running app process.
 type Instance struct {
-	URL  string
-	Cmd  *exec.Cmd
-	Logs *SyncBuffer
-	done chan error
+	// URL is the public listener's (http.addr).
+	URL string
+	// AdminURL is the admin listener's (admin.addr).
+	AdminURL string
+	// Token is sent as "Authorization: Bearer <Token>" when set.
+	Token string
+	Cmd   *exec.Cmd
+	Logs  *SyncBuffer
+	// adminToken is the APP_ADMIN_TOKEN the instance was started with.
+	adminToken string
+	done       chan error
 }
 
 // Start runs the binary on the configuration file (an absolute path, or one
 // from the repository root) with extra environment, waits until it is ready, and stops it with SIGTERM
-// at the end of the test, checking it exits 0.
+// at the end of the test, checking it exits 0. The public and the admin
+// listener get free ports on 127.0.0.1 unless env sets APP_ADMIN_ADDR.
 func Start(t *testing.T, config string, env ...string) *Instance {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addr, adminAddr := FreeAddr(t), FreeAddr(t)
+	var adminToken string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "APP_ADMIN_ADDR="); ok {
+			adminAddr = v
+		}
+		if v, ok := strings.CutPrefix(kv, "APP_ADMIN_TOKEN="); ok {
+			adminToken = v
+		}
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
 	if !filepath.IsAbs(config) {
 		config = filepath.Join("..", config)
 	}
 	cmd := exec.Command(Binary, "--config", config)
-	cmd.Env = append(os.Environ(), append([]string{"APP_HTTP_ADDR=" + addr, "APP_LOG_FORMAT=text"}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"APP_HTTP_ADDR=" + addr, "APP_ADMIN_ADDR=" + adminAddr, "APP_LOG_FORMAT=text"}, env...)...)
 	logs := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	in := &Instance{URL: "http://" + addr, Cmd: cmd, Logs: logs, done: make(chan error, 1)}
+	in := &Instance{URL: "http://" + addr, AdminURL: "http://" + adminAddr, Cmd: cmd, Logs: logs, adminToken: adminToken, done: make(chan error, 1)}
 	go func() { in.done <- cmd.Wait() }()
 	t.Cleanup(func() { in.Stop(t) })
 
@@ -94,6 +106,31 @@ func Start(t *testing.T, config string, env ...string) *Instance {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// FreeAddr is 127.0.0.1 with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String()
+}
+
+// Admin is the instance seen through its admin listener: Do, Try and
+// Expect send there, with the APP_ADMIN_TOKEN the instance was started
+// with, if any. Stop and Kill act on the process as on the instance.
+func (in *Instance) Admin() *Instance {
+	return &Instance{URL: in.AdminURL, AdminURL: in.AdminURL, Token: in.adminToken, Cmd: in.Cmd, Logs: in.Logs, adminToken: in.adminToken, done: in.done}
+}
+
+// WithToken is the instance sending token as its bearer token ("": none).
+func (in *Instance) WithToken(token string) *Instance {
+	c := *in
+	c.Token = token
+	return &c
 }
 
 // Stop sends SIGTERM and checks the app exits 0 within a minute; it does
@@ -181,6 +218,9 @@ func (in *Instance) Try(method, path string, body any) (Response, error) {
 		return Response{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if in.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+in.Token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Response{}, err

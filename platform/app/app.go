@@ -28,7 +28,7 @@ import (
 // metrics registry, database, bus, outbox and poison store.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
-		fx.Supply(cfg.HTTP, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
+		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
 		// First of the invokes, so a bad context section stops every
 		// command before the database or the broker is touched.
 		config.CheckSections,
@@ -76,7 +76,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger, contexts ...fx.
 	if err := app.Start(context.Background()); err != nil {
 		return err
 	}
-	logger.Info("Started", "http", cfg.HTTP.Addr, "bus", cfg.Bus.Adapter, "database", cfg.Database.Driver)
+	logger.Info("Started", "http", cfg.HTTP.Addr, "admin", cfg.Admin.Addr, "bus", cfg.Bus.Adapter, "database", cfg.Database.Driver)
 	var failed error
 	select {
 	case <-ctx.Done():
@@ -91,10 +91,10 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger, contexts ...fx.
 	return errors.Join(failed, app.Stop(stopCtx))
 }
 
-// Options are the serving application without its HTTP listener: the
+// Options are the serving application without its HTTP listeners: the
 // platform, the contexts, migrations, every handler on the bus, the outbox
-// relay, and the HTTP handler of every route, provided as http.Handler.
-// Serve listens with that handler; tests serve it themselves.
+// relay, and the HTTP handlers of every route, provided as [Handlers].
+// Serve listens with them; tests serve them themselves.
 func Options(cfg Config, logger *slog.Logger, contexts ...fx.Option) fx.Option {
 	return fx.Options(
 		platform(cfg, logger),
@@ -102,7 +102,7 @@ func Options(cfg Config, logger *slog.Logger, contexts ...fx.Option) fx.Option {
 		migrate,
 		bus.RegisterHandlers,
 		outbox.Run,
-		fx.Provide(newHTTPHandler),
+		fx.Provide(newHandlers),
 		fx.StartTimeout(cfg.Bus.ConnectTimeout+time.Minute),
 		fx.StopTimeout(cfg.HTTP.ShutdownTimeout+cfg.Bus.CloseTimeout+5*time.Second),
 	)
@@ -132,40 +132,79 @@ func Migrate(cfg Config, logger *slog.Logger, contexts ...fx.Option) error {
 	return app.Stop(context.Background())
 }
 
+// Handlers are the application's HTTP handlers, one per listener.
+type Handlers struct {
+	// Public serves http.addr: the contexts' routes, /healthz and /readyz.
+	Public http.Handler
+	// Admin serves admin.addr: the routes marked Admin (the ops API) and
+	// /metrics, behind admin.token when it is set.
+	Admin http.Handler
+}
+
 type handlerParams struct {
 	fx.In
 	Routes   []httpx.Route `group:"http.routes"`
+	Admin    httpx.AdminConfig
 	DB       *db.DB
 	Bus      *bus.Bus
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
 
-func newHTTPHandler(p handlerParams) (http.Handler, error) {
+func newHandlers(p handlerParams) (Handlers, error) {
 	checks := []httpx.Check{{Name: "database", Check: p.DB.PingContext}, {Name: "bus", Check: p.Bus.Check}}
-	return httpx.NewHandler(p.Routes, checks, p.Registry, p.Logger)
+	public, err := httpx.NewHandler(p.Routes, checks, p.Logger)
+	if err != nil {
+		return Handlers{}, err
+	}
+	admin, err := httpx.NewAdminHandler(p.Routes, p.Registry, p.Admin.Token, p.Logger)
+	if err != nil {
+		return Handlers{}, err
+	}
+	return Handlers{Public: public, Admin: admin}, nil
 }
 
 type httpParams struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Config    httpx.Config
-	Handler   http.Handler
+	Admin     httpx.AdminConfig
+	Handlers  Handlers
 	Logger    *slog.Logger
 	Shutdown  fx.Shutdowner
 }
 
+// serveHTTP runs the public and the admin listener; both drain on stop
+// within http.shutdown_timeout.
 func serveHTTP(p httpParams) {
-	srv := &http.Server{Addr: p.Config.Addr, Handler: p.Handler, ReadHeaderTimeout: 10 * time.Second}
+	listen(p, "http", p.Config.Addr, p.Handlers.Public, nil)
+	listen(p, "admin", p.Admin.Addr, p.Handlers.Admin, func(ln net.Listener) error {
+		// admin.Validate refused such an address by name; a host name that
+		// resolved beyond loopback is caught here.
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && p.Admin.Token == "" && !tcp.IP.IsLoopback() {
+			return fmt.Errorf("admin.addr %q listens on %s, not a loopback address, and admin.token is empty: set admin.token (APP_ADMIN_TOKEN) or listen on 127.0.0.1", p.Admin.Addr, tcp.IP)
+		}
+		return nil
+	})
+}
+
+func listen(p httpParams, name, addr string, h http.Handler, check func(net.Listener) error) {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			ln, err := net.Listen("tcp", p.Config.Addr)
+			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				return fmt.Errorf("http: %w", err)
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if check != nil {
+				if err := check(ln); err != nil {
+					_ = ln.Close()
+					return err
+				}
 			}
 			go func() {
 				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					p.Logger.Error("HTTP server failed", "error", err)
+					p.Logger.Error("HTTP server failed", "listener", name, "error", err)
 					_ = p.Shutdown.Shutdown(fx.ExitCode(1))
 				}
 			}()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/config"
@@ -16,11 +17,13 @@ import (
 // environment variable APP_<PATH>, e.g. APP_HTTP_ADDR, APP_DATABASE_DSN,
 // APP_BUS_ADAPTER.
 type Config struct {
-	HTTP     httpx.Config  `yaml:"http"`
-	Database db.Config     `yaml:"database"`
-	Bus      bus.Config    `yaml:"bus"`
-	Outbox   outbox.Config `yaml:"outbox"`
-	Log      LogConfig     `yaml:"log"`
+	HTTP httpx.Config `yaml:"http"`
+	// Admin is the listener of the ops API and /metrics.
+	Admin    httpx.AdminConfig `yaml:"admin"`
+	Database db.Config         `yaml:"database"`
+	Bus      bus.Config        `yaml:"bus"`
+	Outbox   outbox.Config     `yaml:"outbox"`
+	Log      LogConfig         `yaml:"log"`
 	// Contexts holds one section per bounded context, which the context
 	// declares and decodes itself with config.Section.
 	Contexts config.Sections `yaml:"contexts"`
@@ -38,6 +41,7 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		HTTP:     httpx.DefaultConfig(),
+		Admin:    httpx.DefaultAdminConfig(),
 		Database: db.DefaultConfig(),
 		Bus:      bus.DefaultConfig(),
 		Outbox:   outbox.DefaultConfig(),
@@ -71,5 +75,20 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: unknown format %q (want text or json)", c.Log.Format))
 	}
-	return errors.Join(append(errs, c.HTTP.Validate(), c.Database.Validate(), c.Bus.Validate(), c.Outbox.Validate())...)
+	if sameListener(c.HTTP.Addr, c.Admin.Addr) {
+		errs = append(errs, fmt.Errorf("admin.addr: %q would share a port with http.addr %q: the admin listener needs a port of its own", c.Admin.Addr, c.HTTP.Addr))
+	}
+	return errors.Join(append(errs, c.HTTP.Validate(), c.Admin.Validate(), c.Database.Validate(), c.Bus.Validate(), c.Outbox.Validate())...)
+}
+
+// sameListener reports whether listen addresses a and b claim one port on
+// one interface (an empty host or an unspecified IP is every interface).
+func sameListener(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB || portA == "0" {
+		return false
+	}
+	every := func(host string) bool { ip := net.ParseIP(host); return host == "" || ip != nil && ip.IsUnspecified() }
+	return hostA == hostB || every(hostA) || every(hostB)
 }

@@ -34,7 +34,11 @@ func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.
 	// The default grows to 60s between attempts: a broker back after a
 	// restart would then wait up to a minute for its clients.
 	reconnect.BackoffMaxInterval = 5 * time.Second
-	conn := amqp.ConnectionConfig{AmqpURI: cfg.AMQP.URL, Reconnect: reconnect}
+	tlsConfig, err := amqpTLS(cfg.AMQP)
+	if err != nil {
+		return nil, fmt.Errorf("bus.amqp.tls.%w", err)
+	}
+	conn := amqp.ConnectionConfig{AmqpURI: cfg.AMQP.URL, TLSConfig: tlsConfig, Reconnect: reconnect}
 	dial := func() (err error) {
 		if a.pubConn == nil {
 			if a.pubConn, err = amqp.NewConnection(conn, logger); err != nil {

@@ -76,6 +76,9 @@ type AMQPConfig struct {
 	Durable bool `yaml:"durable"`
 	// PublishChannels is the size of the publisher's channel pool.
 	PublishChannels int `yaml:"publish_channels"`
+	// TLS configures an amqps:// connection: the authorities to trust and
+	// a client certificate.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // RedisConfig configures Redis Streams: one stream per topic, one consumer
@@ -97,6 +100,8 @@ type RedisConfig struct {
 	// ReadCount is how many entries each consumer of a handler's group
 	// reads per round trip (XREADGROUP COUNT); their XACKs go out together.
 	ReadCount int `yaml:"read_count"`
+	// TLS, when enabled, connects to Redis with TLS.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // DefaultConfig is the zero-setup configuration: in-process gochannel.
@@ -164,6 +169,7 @@ func (c Config) Validate() error {
 		if c.AMQP.PublishChannels < 1 {
 			bad("amqp.publish_channels", "must be >= 1, got %d", c.AMQP.PublishChannels)
 		}
+		validateAMQPTLS(c.AMQP, bad)
 	case AdapterRedisStream:
 		if c.Redis.Addr == "" {
 			bad("redisstream.addr", "required when bus.adapter is redisstream")
@@ -177,6 +183,7 @@ func (c Config) Validate() error {
 		if c.Redis.ReadCount < 1 {
 			bad("redisstream.read_count", "must be >= 1, got %d", c.Redis.ReadCount)
 		}
+		validateRedisTLS(c.Redis, bad)
 	default:
 		bad("adapter", "unknown adapter %q (want %s, %s or %s)", c.Adapter, AdapterGoChannel, AdapterAMQP, AdapterRedisStream)
 	}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -86,9 +87,9 @@ func newRedisGroupSubscriber(client *redis.Client, group string, consumers []str
 // newRedisGroupClient is a client for n consumers: a connection each and one
 // spare, pipelines that may carry a blocking read, and no hidden retries (a
 // retried read would hide that the first one's reply was lost).
-func newRedisGroupClient(cfg RedisConfig, n int) *redis.Client {
+func newRedisGroupClient(cfg RedisConfig, n int, tlsConfig *tls.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB,
+		Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB, TLSConfig: tlsConfig,
 		PoolSize: n + 1,
 		// go-redis extends the read timeout of a lone blocking command, not
 		// of a pipeline that ends with one.

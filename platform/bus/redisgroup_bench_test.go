@@ -117,7 +117,7 @@ func BenchmarkRedisGroupDrain(b *testing.B) {
 			}, watermill.NopLogger{})
 		},
 		"redisgroup": func(cfg RedisConfig, group string) (message.Subscriber, error) {
-			return newRedisGroupSubscriber(newRedisGroupClient(cfg, 1), group, []string{"bench"}, cfg, watermill.NopLogger{}), nil
+			return newRedisGroupSubscriber(newRedisGroupClient(cfg, 1, nil), group, []string{"bench"}, cfg, watermill.NopLogger{}), nil
 		},
 	}
 	for _, name := range []string{"watermill-redisstream", "redisgroup"} {

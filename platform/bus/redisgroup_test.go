@@ -47,7 +47,7 @@ func (f *groupFixture) config() RedisConfig {
 func (f *groupFixture) subscribe(cfg RedisConfig, client *redis.Client, consumers ...string) (*redisGroupSubscriber, <-chan *message.Message) {
 	f.t.Helper()
 	if client == nil {
-		client = newRedisGroupClient(cfg, len(consumers))
+		client = newRedisGroupClient(cfg, len(consumers, nil))
 	}
 	sub := newRedisGroupSubscriber(client, f.group, consumers, cfg, watermill.NopLogger{})
 	f.t.Cleanup(func() { _ = sub.Close() })
@@ -145,7 +145,7 @@ func TestRedisGroupReadsAndAcksInBatchesInOrder(t *testing.T) {
 	f := newGroupFixture(t)
 	cfg := f.config()
 	counter := &commandCounter{n: map[string]int{}}
-	client := newRedisGroupClient(cfg, 1)
+	client := newRedisGroupClient(cfg, 1, nil)
 	client.AddHook(counter)
 	_, msgs := f.subscribe(cfg, client, "c1")
 	ns := make([]int, n)

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 
@@ -15,6 +16,7 @@ import (
 // and reads it with one consumer group per handler.
 type redisStreamAdapter struct {
 	cfg      RedisConfig
+	tls      *tls.Config // nil: no TLS
 	instance string
 	logger   watermill.LoggerAdapter
 	client   *redis.Client // the publisher's; subscribers open their own
@@ -23,6 +25,12 @@ type redisStreamAdapter struct {
 
 func newRedisStream(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*redisStreamAdapter, error) {
 	a := &redisStreamAdapter{cfg: cfg.Redis, instance: instance, logger: logger}
+	if cfg.Redis.TLS.Enabled {
+		var err error
+		if a.tls, err = cfg.Redis.TLS.clientConfig(); err != nil {
+			return nil, fmt.Errorf("bus.redisstream.tls.%w", err)
+		}
+	}
 	a.client = a.newClient()
 	ping := func() error { return a.client.Ping(ctx).Err() }
 	if err := connectWithRetry(ctx, "redis "+cfg.Redis.Addr, cfg.ConnectTimeout, logger, ping); err != nil {
@@ -43,7 +51,7 @@ func newRedisStream(ctx context.Context, cfg Config, instance string, logger wat
 }
 
 func (a *redisStreamAdapter) newClient() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: a.cfg.Addr, Password: a.cfg.Password, DB: a.cfg.DB})
+	return redis.NewClient(&redis.Options{Addr: a.cfg.Addr, Password: a.cfg.Password, DB: a.cfg.DB, TLSConfig: a.tls})
 }
 
 func (a *redisStreamAdapter) publisher() message.Publisher { return a.pub }
@@ -64,7 +72,7 @@ func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, er
 	// n consumers in the handler's group, each reading read_count entries
 	// per round trip (see redisGroupSubscriber).
 	consumers := redisConsumerNames(a.instance, h.concurrency)
-	return newRedisGroupSubscriber(newRedisGroupClient(a.cfg, len(consumers)), a.cfg.GroupPrefix+h.name, consumers, a.cfg, a.logger), true, nil
+	return newRedisGroupSubscriber(newRedisGroupClient(a.cfg, len(consumers), a.tls), a.cfg.GroupPrefix+h.name, consumers, a.cfg, a.logger), true, nil
 }
 
 // newSubscriber reads h's topic without a group, from the stream's end at

@@ -86,7 +86,16 @@ type Route struct {
 	// Method is empty when the route takes every method.
 	Method string `json:"method"`
 	Path   string `json:"path"`
+	// Listener serves the route: [ListenerHTTP] (http.addr) or
+	// [ListenerAdmin] (admin.addr).
+	Listener string `json:"listener"`
 }
+
+// Listeners a route is served on.
+const (
+	ListenerHTTP  = "http"
+	ListenerAdmin = "admin"
+)
 
 // Duration is a time.Duration that prints as "1.5s", in JSON too.
 type Duration time.Duration
@@ -139,7 +148,11 @@ func New(topics []bus.TopicInfo, handlers []bus.Handler, routes []httpx.Route, c
 		if !ok {
 			method, path = "", r.Pattern
 		}
-		c.Routes = append(c.Routes, Route{Context: routeContext(r.Package), Method: method, Path: path})
+		listener := ListenerHTTP
+		if r.Admin {
+			listener = ListenerAdmin
+		}
+		c.Routes = append(c.Routes, Route{Context: routeContext(r.Package), Method: method, Path: path, Listener: listener})
 	}
 	slices.SortFunc(c.Topics, func(a, b Topic) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(c.Handlers, func(a, b Handler) int { return cmp.Compare(a.Name, b.Name) })

@@ -45,7 +45,7 @@ func fixture(t *testing.T) Catalog {
 	}
 	routes := []httpx.Route{
 		{Pattern: "POST /api/billing/invoices", Package: modulePath + "/contexts/billing/internal/ports"},
-		{Pattern: "/api/ops/anything", Package: modulePath + "/platform/poison"},
+		{Pattern: "/api/ops/anything", Package: modulePath + "/platform/poison", Admin: true},
 	}
 	c, err := New([]bus.TopicInfo{invoiceCreated.Info(), dealWon.Info(), unused.Info()}, handlers, routes, bus.DefaultConfig())
 	if err != nil {
@@ -80,8 +80,8 @@ func TestNew(t *testing.T) {
 		t.Errorf("handlers:\n%+v\nwant\n%+v", byName, want)
 	}
 	wantRoutes := []Route{
-		{Context: "billing", Method: "POST", Path: "/api/billing/invoices"},
-		{Context: PlatformContext, Method: "", Path: "/api/ops/anything"},
+		{Context: "billing", Method: "POST", Path: "/api/billing/invoices", Listener: ListenerHTTP},
+		{Context: PlatformContext, Method: "", Path: "/api/ops/anything", Listener: ListenerAdmin},
 	}
 	if !slices.Equal(c.Routes, wantRoutes) {
 		t.Errorf("routes = %+v, want %+v", c.Routes, wantRoutes)

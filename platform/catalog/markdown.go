@@ -89,10 +89,10 @@ func routes(b *strings.Builder, c Catalog, context string) {
 	var rows [][]string
 	for _, r := range c.Routes {
 		if r.Context == context {
-			rows = append(rows, []string{code(strings.TrimSpace(r.Method + " " + r.Path))})
+			rows = append(rows, []string{code(strings.TrimSpace(r.Method + " " + r.Path)), r.Listener})
 		}
 	}
-	table(b, "HTTP routes", []string{"route"}, rows)
+	table(b, "HTTP routes", []string{"route", "listener"}, rows)
 }
 
 // table writes a titled Markdown table, or says there is nothing.

@@ -52,9 +52,9 @@ func writeTable(w io.Writer, c Catalog) error {
 	for _, h := range c.Handlers {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", h.Name, h.Context, h.Topic, yesNo(h.Broadcast), h.Retry, h.Timeout, h.Concurrency)
 	}
-	fmt.Fprintln(tw, "\nCONTEXT\tMETHOD\tPATH")
+	fmt.Fprintln(tw, "\nCONTEXT\tMETHOD\tPATH\tLISTENER")
 	for _, r := range c.Routes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Context, orDash(r.Method), r.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Context, orDash(r.Method), r.Path, r.Listener)
 	}
 	return tw.Flush()
 }

@@ -33,8 +33,9 @@ var (
 	varRef  = regexp.MustCompile(`\$\$|\$\{[^}]*\}|\$\{`)
 	varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-	// dsnPassword matches password=... in key=value DSNs and URL queries.
-	dsnPassword = regexp.MustCompile(`(?i)(\bpassword=)('[^']*'|[^\s&]*)`)
+	// dsnPassword matches password=... and sslpassword=... (a client key's
+	// passphrase) in key=value DSNs and URL queries.
+	dsnPassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password=)('[^']*'|[^\s&]*)`)
 
 	kindNames = map[yaml.Kind]string{
 		yaml.SequenceNode: "sequence",
@@ -376,8 +377,8 @@ func join(path, key string) string {
 
 // Redact returns s with any password replaced by "xxxxx", for logging.
 // It handles URLs with userinfo (amqp://user:pw@host/,
-// redis://:pw@host:6379/0) and password=... in key=value DSNs or URL
-// queries. Strings without credentials are returned unchanged; if s looks
+// redis://:pw@host:6379/0) and password=... or sslpassword=... in
+// key=value DSNs or URL queries. Strings without credentials are returned unchanged; if s looks
 // like a URL but does not parse, everything between "://" and the last "@"
 // is masked.
 func Redact(s string) string {

@@ -498,6 +498,10 @@ func TestRedact(t *testing.T) {
 		{"", ""},
 		{"amqp://user:p/ss@host:5672/", "amqp://xxxxx@host:5672/"},
 		{"amqp://user:bad%zz@host/", "amqp://xxxxx@host/"},
+		{"postgres://u:p@h/db?sslmode=verify-full&sslrootcert=/ca.pem&sslkey=/k.pem&sslpassword=keypass",
+			"postgres://u:xxxxx@h/db?sslmode=verify-full&sslrootcert=/ca.pem&sslkey=/k.pem&sslpassword=xxxxx"},
+		{"host=h sslmode=verify-ca sslrootcert=/ca.pem sslpassword=keypass", "host=h sslmode=verify-ca sslrootcert=/ca.pem sslpassword=xxxxx"},
+		{"amqps://app:pw@rabbit:5671/?cacertfile=/ca.pem&certfile=/c.pem&keyfile=/k.pem", "amqps://app:xxxxx@rabbit:5671/?cacertfile=/ca.pem&certfile=/c.pem&keyfile=/k.pem"},
 	}
 	for _, tt := range tests {
 		if got := Redact(tt.in); got != tt.want {

@@ -53,7 +53,8 @@ type Harness struct {
 	DB *db.DB
 	// Bus is the application's started bus; publish on it to drive handlers.
 	Bus *bus.Bus
-	// URL is the base URL of the application's HTTP handler.
+	// URL is the base URL of the application's public HTTP handler (the
+	// admin listener's routes and /metrics are not served).
 	URL string
 	// Registry holds the application's metrics.
 	Registry *prometheus.Registry
@@ -100,8 +101,8 @@ func start(t testing.TB, cfg app.Config, modules ...fx.Option) *Harness {
 
 	h := &Harness{rec: newRecorder()}
 	var (
-		handler http.Handler
-		busCfg  bus.Config
+		handlers app.Handlers
+		busCfg   bus.Config
 	)
 	a := fx.New(
 		app.Options(cfg, logger, modules...),
@@ -109,7 +110,7 @@ func start(t testing.TB, cfg app.Config, modules ...fx.Option) *Harness {
 			o.WrapPublisher = h.rec.wrap
 			return o
 		}),
-		fx.Populate(&h.DB, &h.Bus, &h.Registry, &handler, &busCfg),
+		fx.Populate(&h.DB, &h.Bus, &h.Registry, &handlers, &busCfg),
 	)
 	if err := a.Err(); err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func start(t testing.TB, cfg app.Config, modules ...fx.Option) *Harness {
 		}
 	})
 	// Closed before the application stops, as the binary drains HTTP first.
-	srv := httptest.NewServer(handler)
+	srv := httptest.NewServer(handlers.Public)
 	t.Cleanup(srv.Close)
 	h.URL, h.client = srv.URL, srv.Client()
 	return h

@@ -63,6 +63,12 @@ func (c Config) Validate() error {
 	}
 	if c.DSN == "" {
 		errs = append(errs, errors.New("database.dsn: required"))
+	} else if c.Driver == DriverPostgres {
+		// Parsing reads the files sslrootcert, sslcert and sslkey name, so
+		// a wrong path stops every command here, naming the key.
+		if _, err := pgconn.ParseConfig(c.DSN); err != nil {
+			errs = append(errs, fmt.Errorf("database.dsn: %s: %s", config.Redact(c.DSN), parseReason(err)))
+		}
 	}
 	if c.MaxOpenConns < 1 {
 		errs = append(errs, fmt.Errorf("database.max_open_conns: must be >= 1, got %d", c.MaxOpenConns))
@@ -110,6 +116,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("database: connect to %s %s: %w", cfg.Driver, config.Redact(cfg.DSN), err)
 	}
 	return &DB{DB: sqlDB, Driver: cfg.Driver}, nil
+}
+
+// parseReason is why pgconn could not parse a DSN, without the DSN it
+// quotes: pgconn masks a URL's password there, but not an sslpassword.
+func parseReason(err error) string {
+	reason := err.Error()
+	if _, ok := errors.AsType[*pgconn.ParseConfigError](err); ok {
+		if _, after, found := strings.Cut(reason, "`: "); found {
+			reason = after
+		}
+	}
+	return config.Redact(reason)
 }
 
 func sqliteDSN(path string) string {

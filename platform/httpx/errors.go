@@ -36,6 +36,11 @@ func Conflict(format string, args ...any) *Error {
 	return Errorf(http.StatusConflict, "conflict", format, args...)
 }
 
+// Unauthorized is a 401 unauthorized: the request lacks valid credentials.
+func Unauthorized(format string, args ...any) *Error {
+	return Errorf(http.StatusUnauthorized, "unauthorized", format, args...)
+}
+
 // Forbidden is a 403 forbidden: the request is refused.
 func Forbidden(format string, args ...any) *Error {
 	return Errorf(http.StatusForbidden, "forbidden", format, args...)

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/httpx"
 )
@@ -35,7 +33,7 @@ func newHandler(t *testing.T, checks ...httpx.Check) http.Handler {
 			return errors.New("database password is hunter2") // must not reach the client
 		})},
 	}
-	h, err := httpx.NewHandler(routes, checks, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	h, err := httpx.NewHandler(routes, checks, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +124,7 @@ func TestReadinessNamesWhatFails(t *testing.T) {
 
 func TestDuplicateRouteIsAnError(t *testing.T) {
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	_, err := httpx.NewHandler([]httpx.Route{{Pattern: "GET /a", Handler: noop}, {Pattern: "GET /a", Handler: noop}}, nil, prometheus.NewRegistry(), slog.Default())
+	_, err := httpx.NewHandler([]httpx.Route{{Pattern: "GET /a", Handler: noop}, {Pattern: "GET /a", Handler: noop}}, nil, slog.Default())
 	if err == nil || !strings.Contains(err.Error(), `"GET /a"`) {
 		t.Fatalf("duplicate route: %v", err)
 	}

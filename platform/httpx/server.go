@@ -1,6 +1,8 @@
 // Package httpx is the HTTP side of the shared kernel: contexts contribute
 // routes, the server adds JSON errors, body limits, correlation ids, panic
-// recovery, health, readiness and metrics endpoints.
+// recovery, health and readiness endpoints on the public listener, and
+// serves the operators' routes and metrics on an admin listener of their
+// own, behind a bearer token when one is configured.
 package httpx
 
 import (
@@ -15,8 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/example/monolith/platform/bus"
 )
@@ -49,6 +49,9 @@ func (c Config) Validate() error {
 type Route struct {
 	Pattern string
 	Handler http.Handler
+	// Admin routes are served on the admin listener (admin.addr), behind
+	// admin.token when one is set, instead of the public one (http.addr).
+	Admin bool
 	// Package is the import path of the constructor [AsRoutes] got the
 	// route from: it tells which context serves the route.
 	Package string
@@ -60,14 +63,13 @@ type Check struct {
 	Check func(context.Context) error
 }
 
-// NewHandler builds the application's HTTP handler: the routes, /healthz,
-// /readyz and /metrics, wrapped in recovery and correlation middleware.
-func NewHandler(routes []Route, checks []Check, gatherer prometheus.Gatherer, logger *slog.Logger) (http.Handler, error) {
+// NewHandler builds the public listener's handler: the routes not marked
+// Admin, /healthz and /readyz, wrapped in recovery and correlation
+// middleware.
+func NewHandler(routes []Route, checks []Check, logger *slog.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
-	for _, r := range routes {
-		if err := register(mux, r.Pattern, r.Handler); err != nil {
-			return nil, err
-		}
+	if err := registerAll(mux, routes, false); err != nil {
+		return nil, err
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -87,8 +89,20 @@ func NewHandler(routes []Route, checks []Check, gatherer prometheus.Gatherer, lo
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return recoverer(logger, correlate(unmatchedAsJSON(mux))), nil
+}
+
+// registerAll registers the routes whose Admin flag is admin.
+func registerAll(mux *http.ServeMux, routes []Route, admin bool) error {
+	for _, r := range routes {
+		if r.Admin != admin {
+			continue
+		}
+		if err := register(mux, r.Pattern, r.Handler); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unmatchedAsJSON answers requests no route matches with JSON errors (the

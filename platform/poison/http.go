@@ -8,31 +8,51 @@ import (
 	"github.com/example/monolith/platform/httpx"
 )
 
-// Routes serve the poison store under /api/ops/poison.
+// Routes serve the poison store under /api/ops/poison, on the admin
+// listener.
 func Routes(s *Store) []httpx.Route {
 	h := handlers{s}
 	return []httpx.Route{
-		{Pattern: "GET /api/ops/poison", Handler: httpx.HandlerFunc(h.list)},
-		{Pattern: "GET /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.show)},
-		{Pattern: "POST /api/ops/poison/{id}/replay", Handler: httpx.HandlerFunc(h.replay)},
-		{Pattern: "POST /api/ops/poison/replay", Handler: httpx.HandlerFunc(h.replayAll)},
-		{Pattern: "DELETE /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.purge)},
-		{Pattern: "DELETE /api/ops/poison", Handler: httpx.HandlerFunc(h.purgeAll)},
+		{Pattern: "GET /api/ops/poison", Handler: httpx.HandlerFunc(h.list), Admin: true},
+		{Pattern: "GET /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.show), Admin: true},
+		{Pattern: "GET /api/ops/poison/audit", Handler: httpx.HandlerFunc(h.audit), Admin: true},
+		{Pattern: "POST /api/ops/poison/{id}/replay", Handler: httpx.HandlerFunc(h.replay), Admin: true},
+		{Pattern: "POST /api/ops/poison/replay", Handler: httpx.HandlerFunc(h.replayAll), Admin: true},
+		{Pattern: "DELETE /api/ops/poison/{id}", Handler: httpx.HandlerFunc(h.purge), Admin: true},
+		{Pattern: "DELETE /api/ops/poison", Handler: httpx.HandlerFunc(h.purgeAll), Admin: true},
 	}
 }
 
 type handlers struct{ s *Store }
 
+// actor is who made r: the admin token's id, or "local".
+func actor(r *http.Request) Actor { return Actor{Who: httpx.Operator(r.Context()), Via: ViaHTTP} }
+
 func filterOf(r *http.Request) (Filter, error) {
 	f := Filter{Topic: r.URL.Query().Get("topic"), Handler: r.URL.Query().Get("handler")}
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return Filter{}, httpx.BadRequest("limit must be an integer from 1 to 1000")
+	var err error
+	if f.Limit, err = limitOf(r); err != nil {
+		return Filter{}, err
+	}
+	if v := r.URL.Query().Get("all"); v != "" {
+		if f.All, err = strconv.ParseBool(v); err != nil {
+			return Filter{}, httpx.BadRequest("all must be true or false")
 		}
-		f.Limit = n
 	}
 	return f, nil
+}
+
+// limitOf is the limit query parameter; 0 when absent.
+func limitOf(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, httpx.BadRequest("limit must be an integer from 1 to 1000")
+	}
+	return n, nil
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) error {
@@ -62,7 +82,7 @@ func (h handlers) show(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h handlers) replay(w http.ResponseWriter, r *http.Request) error {
-	if err := h.s.Replay(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.s.Replay(r.Context(), actor(r), r.PathValue("id")); err != nil {
 		return notFound(err)
 	}
 	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"replayed": 1})
@@ -74,7 +94,7 @@ func (h handlers) replayAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := h.s.ReplayAll(r.Context(), f)
+	n, err := h.s.ReplayAll(r.Context(), actor(r), f)
 	if err != nil {
 		return err
 	}
@@ -83,7 +103,7 @@ func (h handlers) replayAll(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h handlers) purge(w http.ResponseWriter, r *http.Request) error {
-	if err := h.s.Purge(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.s.Purge(r.Context(), actor(r), r.PathValue("id")); err != nil {
 		return notFound(err)
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"purged": 1})
@@ -95,11 +115,27 @@ func (h handlers) purgeAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := h.s.PurgeAll(r.Context(), f)
+	n, err := h.s.PurgeAll(r.Context(), actor(r), f)
+	if errors.Is(err, ErrUnfiltered) {
+		return httpx.BadRequest("purging every poisoned message needs all=true; add topic= or handler= to purge some")
+	}
 	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"purged": n})
+	return nil
+}
+
+func (h handlers) audit(w http.ResponseWriter, r *http.Request) error {
+	limit, err := limitOf(r)
+	if err != nil {
+		return err
+	}
+	entries, err := h.s.Audit(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"entries": entries})
 	return nil
 }
 

@@ -1,6 +1,8 @@
 // Package poison keeps every message that reached the poison topic in the
 // database, whatever the adapter, and lets operators inspect, replay and
-// purge them from the CLI (`app poison ...`) or over HTTP (/api/ops/poison).
+// purge them from the CLI (`app poison ...`) or over HTTP (/api/ops/poison,
+// on the admin listener). Every replay and purge is recorded in an audit
+// table: who, through what, on what, when and how many.
 //
 // A replay goes through the outbox: in one transaction the stored message is
 // removed and re-published, with its original id and correlation id, to its
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -30,6 +33,10 @@ import (
 
 // ErrNotFound is returned for an unknown id.
 var ErrNotFound = errors.New("poisoned message not found")
+
+// ErrUnfiltered is returned by PurgeAll for a filter that selects every
+// message without saying so with All.
+var ErrUnfiltered = errors.New("purging every poisoned message needs All (--all, all=true); give a topic or a handler to purge some")
 
 // Message is a stored poisoned message.
 type Message struct {
@@ -49,6 +56,68 @@ type Filter struct {
 	Topic   string
 	Handler string
 	Limit   int // 0: 100
+	// All confirms that a purge with neither Topic nor Handler is meant to
+	// remove every message.
+	All bool
+}
+
+// selectsEverything reports whether f filters on nothing.
+func (f Filter) selectsEverything() bool { return f.Topic == "" && f.Handler == "" }
+
+// Actor is who replays or purges, as the audit records it.
+type Actor struct {
+	// Who is the admin token's id (httpx.TokenID) or "local" (httpx.LocalOperator).
+	Who string
+	// Via is ViaHTTP or ViaCLI.
+	Via string
+}
+
+// Ways an Actor reaches the store.
+const (
+	ViaHTTP = "http"
+	ViaCLI  = "cli"
+)
+
+// Actions the audit records.
+const (
+	ActionReplay = "replay"
+	ActionPurge  = "purge"
+)
+
+// AuditEntry is one replay or purge.
+type AuditEntry struct {
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	Who    string    `json:"who"`
+	Via    string    `json:"via"`
+	Action string    `json:"action"`
+	// MessageID is the poisoned message's id when one was named; Topic
+	// and Handler are then that message's, else the filter's (both empty:
+	// every message).
+	MessageID string `json:"message_id,omitempty"`
+	Topic     string `json:"topic,omitempty"`
+	Handler   string `json:"handler,omitempty"`
+	// Messages is how many messages the action replayed or purged.
+	Messages int64 `json:"messages"`
+}
+
+// Target is what the entry acted on, in a few words: a message id, a
+// filter such as "topic=a handler=b", or "all".
+func (e AuditEntry) Target() string {
+	if e.MessageID != "" {
+		return e.MessageID
+	}
+	var parts []string
+	if e.Topic != "" {
+		parts = append(parts, "topic="+e.Topic)
+	}
+	if e.Handler != "" {
+		parts = append(parts, "handler="+e.Handler)
+	}
+	if len(parts) == 0 {
+		return "all"
+	}
+	return strings.Join(parts, " ")
 }
 
 // Store is the poison store.
@@ -120,9 +189,23 @@ func (s *Store) Get(ctx context.Context, id string) (Message, error) {
 	return toMessage(r)
 }
 
-// Replay sends the message back to the handler that failed on it.
-func (s *Store) Replay(ctx context.Context, id string) error {
-	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+// Replay sends the message back to the handler that failed on it, and
+// records that by did.
+func (s *Store) Replay(ctx context.Context, by Actor, id string) error {
+	return s.db.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+		m, err := s.replay(ctx, id)
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, by, ActionReplay, AuditEntry{MessageID: id, Topic: m.Topic, Handler: m.Handler, Messages: 1})
+	})
+}
+
+// replay removes the message and re-publishes it through the outbox, in
+// ctx's transaction or one of its own.
+func (s *Store) replay(ctx context.Context, id string) (Message, error) {
+	var m Message
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		q := store.New(s.db.Q(ctx))
 		r, err := q.GetPoisoned(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -131,8 +214,7 @@ func (s *Store) Replay(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		m, err := toMessage(r)
-		if err != nil {
+		if m, err = toMessage(r); err != nil {
 			return err
 		}
 		if _, err := q.DeletePoisoned(ctx, id); err != nil {
@@ -140,26 +222,88 @@ func (s *Store) Replay(ctx context.Context, id string) error {
 		}
 		return outbox.Publisher(tx).Publish(m.Topic, replayMessage(m))
 	})
+	return m, err
 }
 
-// ReplayAll replays every message f selects (f.Limit is ignored) and
-// returns how many.
-func (s *Store) ReplayAll(ctx context.Context, f Filter) (int, error) {
-	return s.each(ctx, f, s.Replay)
+// ReplayAll replays every message f selects (f.Limit is ignored), records
+// that by did, and returns how many it replayed.
+func (s *Store) ReplayAll(ctx context.Context, by Actor, f Filter) (int, error) {
+	n, err := s.each(ctx, f, func(ctx context.Context, id string) error {
+		_, err := s.replay(ctx, id)
+		return err
+	})
+	// What was replayed before a failure is recorded too.
+	return n, errors.Join(err, s.record(context.WithoutCancel(ctx), by, ActionReplay, AuditEntry{Topic: f.Topic, Handler: f.Handler, Messages: int64(n)}))
 }
 
-// Purge deletes one message.
-func (s *Store) Purge(ctx context.Context, id string) error {
-	n, err := store.New(s.db.Q(ctx)).DeletePoisoned(ctx, id)
-	if err == nil && n == 0 {
-		return ErrNotFound
+// Purge deletes one message and records that by did.
+func (s *Store) Purge(ctx context.Context, by Actor, id string) error {
+	return s.db.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+		q := store.New(s.db.Q(ctx))
+		r, err := q.GetPoisoned(ctx, id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := q.DeletePoisoned(ctx, id); err != nil {
+			return err
+		}
+		return s.record(ctx, by, ActionPurge, AuditEntry{MessageID: id, Topic: r.Topic, Handler: r.Handler, Messages: 1})
+	})
+}
+
+// PurgeAll deletes every message f selects (f.Limit is ignored), records
+// that by did, and returns how many. A filter on neither topic nor handler
+// needs f.All, else it is ErrUnfiltered and nothing is deleted.
+func (s *Store) PurgeAll(ctx context.Context, by Actor, f Filter) (int, error) {
+	if f.selectsEverything() && !f.All {
+		return 0, ErrUnfiltered
 	}
-	return err
+	var n int64
+	err := s.db.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+		var err error
+		if n, err = store.New(s.db.Q(ctx)).PurgePoisoned(ctx, store.PurgePoisonedParams{Topic: f.Topic, Handler: f.Handler}); err != nil {
+			return err
+		}
+		return s.record(ctx, by, ActionPurge, AuditEntry{Topic: f.Topic, Handler: f.Handler, Messages: n})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge poisoned messages: %w", err)
+	}
+	return int(n), nil
 }
 
-// PurgeAll deletes every message f selects and returns how many.
-func (s *Store) PurgeAll(ctx context.Context, f Filter) (int, error) {
-	return s.each(ctx, f, s.Purge)
+// record adds e, done by by, to the audit, in ctx's transaction if any.
+func (s *Store) record(ctx context.Context, by Actor, action string, e AuditEntry) error {
+	err := store.New(s.db.Q(ctx)).RecordAudit(ctx, store.RecordAuditParams{
+		ID: uuid.Must(uuid.NewV7()).String(), OccurredAt: db.Now(), Who: by.Who, Via: by.Via, Action: action,
+		MessageID: e.MessageID, Topic: e.Topic, Handler: e.Handler, Messages: e.Messages,
+	})
+	if err != nil {
+		return fmt.Errorf("record %s in the poison audit: %w", action, err)
+	}
+	return nil
+}
+
+// Audit returns the latest limit replays and purges (0: 100), newest first.
+func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := store.New(s.db.Q(ctx)).ListAudit(ctx, int32(min(limit, math.MaxInt32)))
+	if err != nil {
+		return nil, fmt.Errorf("list the poison audit: %w", err)
+	}
+	out := make([]AuditEntry, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, AuditEntry{
+			ID: r.ID, At: r.OccurredAt.UTC(), Who: r.Who, Via: r.Via, Action: r.Action,
+			MessageID: r.MessageID, Topic: r.Topic, Handler: r.Handler, Messages: r.Messages,
+		})
+	}
+	return out, nil
 }
 
 // each applies fn to the messages selected now; what fails again during
@@ -171,7 +315,11 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(context.Context, str
 	}
 	done := 0
 	for _, m := range selected {
-		if err := fn(ctx, m.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		err := fn(ctx, m.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue // gone since it was listed
+		}
+		if err != nil {
 			return done, err
 		}
 		done++

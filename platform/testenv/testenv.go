@@ -60,6 +60,21 @@ func RabbitMQCtl(args ...string) *exec.Cmd {
 	return exec.Command(cmd[0], append(cmd[1:], args...)...) //nolint:gosec // RABBITMQCTL is set by whoever runs the tests
 }
 
+// RequireCommand makes sure the program name, which comes with a service
+// (redis-server with Redis), is installed, and returns its path.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if required() {
+		t.Fatalf("%s is not installed (REQUIRE_SERVICES=1): %v", name, err)
+	}
+	t.Skipf("%s is not installed: %v (set REQUIRE_SERVICES=1 to fail instead)", name, err)
+	return ""
+}
+
 // required reports whether unreachable services fail tests instead of skipping them.
 func required() bool { return os.Getenv("REQUIRE_SERVICES") == "1" }
 

@@ -10,5 +10,5 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations creates poison_messages.
+// Migrations creates poison_messages and poison_audit.
 var Migrations = db.Migrations{Context: "poison", FS: migrationFiles}

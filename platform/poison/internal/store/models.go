@@ -8,6 +8,18 @@ import (
 	"time"
 )
 
+type PoisonAudit struct {
+	ID         string
+	OccurredAt time.Time
+	Who        string
+	Via        string
+	Action     string
+	MessageID  string
+	Topic      string
+	Handler    string
+	Messages   int64
+}
+
 type PoisonMessage struct {
 	ID         string
 	MessageID  string

@@ -108,6 +108,25 @@ func (q *Queries) ListPoisoned(ctx context.Context, arg ListPoisonedParams) ([]P
 	return items, nil
 }
 
+const purgePoisoned = `-- name: PurgePoisoned :execrows
+DELETE FROM poison_messages
+WHERE (CAST($1 AS TEXT) = '' OR topic = $1)
+  AND (CAST($2 AS TEXT) = '' OR handler = $2)
+`
+
+type PurgePoisonedParams struct {
+	Topic   string
+	Handler string
+}
+
+func (q *Queries) PurgePoisoned(ctx context.Context, arg PurgePoisonedParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, purgePoisoned, arg.Topic, arg.Handler)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const savePoisoned = `-- name: SavePoisoned :exec
 INSERT INTO poison_messages (id, message_id, topic, handler, reason, attempts, payload, metadata, poisoned_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -12,7 +12,10 @@ type Querier interface {
 	CountPoisoned(ctx context.Context, arg CountPoisonedParams) (int64, error)
 	DeletePoisoned(ctx context.Context, id string) (int64, error)
 	GetPoisoned(ctx context.Context, id string) (PoisonMessage, error)
+	ListAudit(ctx context.Context, maxRows int32) ([]PoisonAudit, error)
 	ListPoisoned(ctx context.Context, arg ListPoisonedParams) ([]PoisonMessage, error)
+	PurgePoisoned(ctx context.Context, arg PurgePoisonedParams) (int64, error)
+	RecordAudit(ctx context.Context, arg RecordAuditParams) error
 	SavePoisoned(ctx context.Context, arg SavePoisonedParams) error
 }
 

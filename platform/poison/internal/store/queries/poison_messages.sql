@@ -21,3 +21,8 @@ DELETE FROM poison_messages WHERE id = $1;
 SELECT COUNT(*) FROM poison_messages
 WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
   AND (CAST(sqlc.arg(handler) AS TEXT) = '' OR handler = sqlc.arg(handler));
+
+-- name: PurgePoisoned :execrows
+DELETE FROM poison_messages
+WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
+  AND (CAST(sqlc.arg(handler) AS TEXT) = '' OR handler = sqlc.arg(handler));
