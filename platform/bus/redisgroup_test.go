@@ -47,7 +47,7 @@ func (f *groupFixture) config() RedisConfig {
 func (f *groupFixture) subscribe(cfg RedisConfig, client *redis.Client, consumers ...string) (*redisGroupSubscriber, <-chan *message.Message) {
 	f.t.Helper()
 	if client == nil {
-		client = newRedisGroupClient(cfg, len(consumers, nil))
+		client = newRedisGroupClient(cfg, len(consumers), nil)
 	}
 	sub := newRedisGroupSubscriber(client, f.group, consumers, cfg, watermill.NopLogger{})
 	f.t.Cleanup(func() { _ = sub.Close() })
