@@ -227,6 +227,9 @@ func deploy(t *testing.T, b *apptest.Broker, n int) *deployment {
 		"APP_DATABASE_DSN=" + dsn,
 		"APP_CONTEXTS_IDENTITY_BCRYPT_COST=4", // the load is about events, not hashing
 		"APP_LOG_LEVEL=warn",
+		// Every handler runs four events at a time, so faults hit concurrent
+		// deliveries; the relay forwards in batches (outbox.batch_size).
+		"APP_BUS_CONCURRENCY=4",
 		// A dead consumer's pending Redis entries are claimed after 3s.
 		"APP_BUS_REDISSTREAM_MAX_IDLE_TIME=3s", "APP_BUS_REDISSTREAM_CLAIM_INTERVAL=500ms",
 	}, b.Env...)}
