@@ -58,11 +58,15 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []TopicMessage) (int, error
 		c := context.WithValue(contexts[i], publishTopicKey{}, m.Topic)
 		m.Message.SetContext(context.WithValue(c, batchSlotKey{}, batchSlot{bt, i}))
 	}
-	go bt.send()
 	errs := make([]error, len(msgs))
 	window := make(chan struct{}, batchWindow)
 	var wg sync.WaitGroup
 	for i, m := range msgs {
+		if i == min(len(msgs), batchWindow)-1 {
+			// Started once the window is full, the sender finds most of it
+			// arrived: fewer, fuller round trips.
+			go bt.send()
+		}
 		window <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-window }()
