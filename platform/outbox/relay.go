@@ -157,7 +157,10 @@ func (r *Relay) run(ctx context.Context) {
 	defer close(r.done)
 	retry := backoff.NewExponentialBackOff()
 	retry.InitialInterval, retry.MaxInterval = r.cfg.PollInterval, max(r.cfg.PollInterval, maxRetryInterval)
-	var wait time.Duration
+	var (
+		wait  time.Duration
+		ahead *readAhead
+	)
 	for {
 		if wait > 0 {
 			select {
@@ -171,7 +174,11 @@ func (r *Relay) run(ctx context.Context) {
 			return
 		default:
 		}
-		read, forwarded, err := r.forwardBatch(ctx)
+		var (
+			read, forwarded int
+			err             error
+		)
+		read, forwarded, ahead, err = r.forwardBatch(ctx, ahead)
 		switch {
 		case err == nil && read > 0:
 			wait = 0 // more may be waiting
@@ -194,13 +201,24 @@ func (r *Relay) run(ctx context.Context) {
 	}
 }
 
-// forwardBatch forwards one batch in one transaction: it reads up to
-// batch_size events after the offset, publishes them and advances the offset
-// past those the broker confirmed. It returns how many it read and forwarded.
-func (r *Relay) forwardBatch(ctx context.Context) (read, forwarded int, err error) {
+// readAhead is the batch after the one a transaction forwarded, read in
+// that transaction while the broker confirmed its batch.
+type readAhead struct {
+	rows  []sql.Row
+	after int64 // the offset that transaction committed
+}
+
+// forwardBatch forwards one batch in one transaction: it takes the batch
+// read ahead or reads up to batch_size events after the offset, publishes
+// them and advances the offset past those the broker confirmed. While the
+// broker confirms, it advances the offset past the whole batch and reads
+// the next one, which the next transaction forwards if the whole batch was
+// confirmed and the offset is still where this one leaves it. It returns
+// how many events it read and forwarded, and the batch read ahead.
+func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwarded int, next *readAhead, err error) {
 	tx, err := r.db.BeginTx(ctx, &stdsql.TxOptions{Isolation: r.schema.SubscribeIsolationLevel()})
 	if err != nil {
-		return 0, 0, fmt.Errorf("begin: %w", err)
+		return 0, 0, nil, fmt.Errorf("begin: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -208,9 +226,21 @@ func (r *Relay) forwardBatch(ctx context.Context) (read, forwarded int, err erro
 			_ = tx.Rollback()
 		}
 	}()
-	rows, err := r.read(ctx, tx)
-	if err != nil || len(rows) == 0 {
-		return 0, 0, err
+	var rows []sql.Row
+	if ahead != nil {
+		// Locks the offset, as reading does, before anything is published.
+		still, err := r.offsetIs(ctx, tx, ahead.after)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		if still {
+			rows = ahead.rows
+		}
+	}
+	if rows == nil {
+		if rows, err = r.read(ctx, tx); err != nil || len(rows) == 0 {
+			return 0, 0, nil, err
+		}
 	}
 	msgs := make([]bus.TopicMessage, 0, len(rows))
 	var unwrapErr error
@@ -225,26 +255,92 @@ func (r *Relay) forwardBatch(ctx context.Context) (read, forwarded int, err erro
 		msg.SetContext(ctx)
 		msgs = append(msgs, bus.TopicMessage{Topic: topic, Message: msg})
 	}
-	n, pubErr := publishBatch(ctx, r.out, msgs)
-	if n > 0 {
-		ack, err := r.offsets.AckMessageQuery(sql.AckMessageQueryParams{
-			Topic: topic, LastRow: rows[n-1], Rows: rows[:n], ConsumerGroup: consumerGroup,
-		})
-		if err != nil {
-			return len(rows), 0, errors.Join(pubErr, err)
-		}
-		if _, err := tx.ExecContext(ctx, ack.Query, ack.Args...); err != nil {
-			return len(rows), 0, errors.Join(pubErr, fmt.Errorf("advance offset: %w", err))
-		}
-		if err := tx.Commit(); err != nil {
-			return len(rows), 0, errors.Join(pubErr, fmt.Errorf("commit offset: %w", err))
-		}
-		committed = true
+	if len(msgs) == 0 {
+		return len(rows), 0, nil, unwrapErr
 	}
-	if pubErr == nil {
-		pubErr = unwrapErr
+
+	type outcome struct {
+		n   int
+		err error
 	}
-	return len(rows), n, pubErr
+	published := make(chan outcome, 1)
+	go func() {
+		n, err := publishBatch(ctx, r.out, msgs)
+		published <- outcome{n, err}
+	}()
+	var nextRows []sql.Row
+	aheadErr := r.ack(ctx, tx, rows[:len(msgs)])
+	if aheadErr == nil && unwrapErr == nil {
+		nextRows, aheadErr = r.read(ctx, tx)
+	}
+	pub := <-published
+	switch {
+	case pub.n == 0:
+		return len(rows), 0, nil, pub.err // the rollback undoes the ack
+	case aheadErr != nil:
+		// The transaction may be aborted: what was confirmed is forwarded
+		// again by the next one.
+		return len(rows), 0, nil, errors.Join(pub.err, aheadErr)
+	case pub.n < len(msgs):
+		if err := r.ack(ctx, tx, rows[:pub.n]); err != nil {
+			return len(rows), 0, nil, errors.Join(pub.err, err)
+		}
+		nextRows = nil
+	}
+	if err := tx.Commit(); err != nil {
+		return len(rows), 0, nil, errors.Join(pub.err, fmt.Errorf("commit offset: %w", err))
+	}
+	committed = true
+	if len(nextRows) > 0 {
+		next = &readAhead{rows: nextRows, after: rows[pub.n-1].Offset}
+	}
+	if pub.err == nil {
+		pub.err = unwrapErr
+	}
+	return len(rows), pub.n, next, pub.err
+}
+
+// ack advances the offset past rows.
+func (r *Relay) ack(ctx context.Context, tx *stdsql.Tx, rows []sql.Row) error {
+	q, err := r.offsets.AckMessageQuery(sql.AckMessageQueryParams{
+		Topic: topic, LastRow: rows[len(rows)-1], Rows: rows, ConsumerGroup: consumerGroup,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, q.Query, q.Args...); err != nil {
+		return fmt.Errorf("advance offset: %w", err)
+	}
+	return nil
+}
+
+// offsetIs locks the offset with the adapter's query and reports whether it
+// is still after: no other relay forwarded since. The query returns the
+// acked offset first on both adapters.
+func (r *Relay) offsetIs(ctx context.Context, tx *stdsql.Tx, after int64) (bool, error) {
+	q, err := r.offsets.NextOffsetQuery(sql.NextOffsetQueryParams{Topic: topic, ConsumerGroup: consumerGroup})
+	if err != nil {
+		return false, err
+	}
+	rs, err := tx.QueryContext(ctx, q.Query, q.Args...)
+	if err != nil {
+		return false, fmt.Errorf("lock offset: %w", err)
+	}
+	defer func() { _ = rs.Close() }()
+	cols, err := rs.Columns()
+	if err != nil || !rs.Next() {
+		return false, errors.Join(err, rs.Err())
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rs.Scan(ptrs...); err != nil {
+		return false, fmt.Errorf("lock offset: %w", err)
+	}
+	offset, ok := vals[0].(int64)
+	return ok && offset == after, rs.Err()
 }
 
 // read selects the next batch with the schema adapter's query, which locks
