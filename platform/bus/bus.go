@@ -32,6 +32,9 @@ type Options struct {
 	// goes through: events published directly or forwarded from an outbox,
 	// and messages sent to the poison topic. Tests record with it.
 	WrapPublisher func(message.Publisher) message.Publisher
+	// Observers are told about every delivery every handler finished
+	// (the console's live tail); none costs nothing.
+	Observers []Observer
 }
 
 // Bus publishes events and runs handlers on one Watermill router.
@@ -47,6 +50,7 @@ type Bus struct {
 
 	poison, retry message.HandlerMiddleware
 	metrics       handlerMetrics
+	observers     []Observer
 
 	mu      sync.Mutex
 	started bool
@@ -71,7 +75,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), watermill.NewShortUUID()[:8])
 	}
 	logger := opts.Logger.With("component", "bus", "adapter", cfg.Adapter)
-	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger)}
+	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger), observers: opts.Observers}
 
 	a, err := newAdapter(ctx, cfg, opts.Instance, b.wmLogger)
 	if err != nil {
@@ -217,6 +221,10 @@ func (b *Bus) Register(hs ...Handler) error {
 			return h.handle(b.logger, msg)
 		})
 		rh.AddMiddleware(ds.handled)
+		if len(b.observers) > 0 {
+			// Outside the chain, to see how each delivery ended.
+			rh.AddMiddleware(observe(h, b.observers))
+		}
 		rh.AddMiddleware(b.middleware(h)...)
 		b.handlers = append(b.handlers, h)
 	}
