@@ -32,7 +32,8 @@ type Options struct {
 	// goes through: events published directly or forwarded from an outbox,
 	// and messages sent to the poison topic. Tests record with it.
 	WrapPublisher func(message.Publisher) message.Publisher
-	// Observers are told about every delivery every handler finished
+	// Observers are told about every delivery every handler finished,
+	// and those that are PublishObservers about every message published
 	// (the console's live tail); none costs nothing.
 	Observers []Observer
 }
@@ -99,6 +100,9 @@ func (b *Bus) build(opts Options) error {
 	pub, err := mb.DecoratePublisher(retryingPublisher{b.adapter.publisher(), b.cfg.PublishTimeout})
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
+	}
+	if observers := publishObservers(opts.Observers); len(observers) > 0 {
+		pub = observingPublisher{pub, observers}
 	}
 	if opts.WrapPublisher != nil {
 		pub = opts.WrapPublisher(pub)

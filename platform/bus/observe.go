@@ -67,6 +67,36 @@ type Observer interface {
 	ObserveHandled(Handled)
 }
 
+// Published is one message the bus published, as a [PublishObserver]
+// sees it: an event published directly or forwarded from an outbox, a
+// replay, or a message sent to the poison topic.
+type Published struct {
+	Topic     string
+	MessageID string
+	// Metadata and Payload are the message's own, valid only during
+	// ObservePublished: copy what is kept, and change nothing.
+	Metadata message.Metadata
+	Payload  []byte
+	// Duration is how long publishing took, retries included.
+	Duration time.Duration
+	// TraceParent is the W3C traceparent the message carries, if any.
+	TraceParent string
+}
+
+// Envelope is the published event's envelope; it fails for a message that
+// is not an event.
+func (p Published) Envelope() (Envelope, error) {
+	return envelopeOf(&message.Message{UUID: p.MessageID, Metadata: p.Metadata})
+}
+
+// PublishObserver is an [Observer] that is also told about every message
+// the bus published, after the broker took it, under the same rules as
+// ObserveHandled: return at once, never block.
+type PublishObserver interface {
+	Observer
+	ObservePublished(Published)
+}
+
 // AsObserver annotates a constructor returning an [Observer] so that the
 // application's bus reports to it ([Options.Observers]).
 func AsObserver(constructor any) any {
@@ -109,4 +139,38 @@ func observe(h Handler, observers []Observer) message.HandlerMiddleware {
 			return out, err
 		}
 	}
+}
+
+// observingPublisher tells the publish observers about every message p
+// published.
+type observingPublisher struct {
+	message.Publisher
+	observers []PublishObserver
+}
+
+func (p observingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	start := time.Now()
+	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	for _, msg := range msgs {
+		e := Published{Topic: topic, MessageID: msg.UUID, Metadata: msg.Metadata, Payload: msg.Payload,
+			Duration: took, TraceParent: msg.Metadata.Get("traceparent")}
+		for _, o := range p.observers {
+			o.ObservePublished(e)
+		}
+	}
+	return nil
+}
+
+// publishObservers are the observers that also observe publishing.
+func publishObservers(observers []Observer) []PublishObserver {
+	var out []PublishObserver
+	for _, o := range observers {
+		if po, ok := o.(PublishObserver); ok {
+			out = append(out, po)
+		}
+	}
+	return out
 }

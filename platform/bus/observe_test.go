@@ -16,8 +16,28 @@ import (
 
 // recordingObserver keeps copies of what it is told.
 type recordingObserver struct {
-	mu   sync.Mutex
-	seen []bus.Handled
+	mu        sync.Mutex
+	seen      []bus.Handled
+	published []bus.Published
+}
+
+func (r *recordingObserver) ObservePublished(p bus.Published) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.Metadata = maps.Clone(p.Metadata)
+	r.published = append(r.published, p)
+}
+
+func (r *recordingObserver) publishedTo(topic string) []bus.Published {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []bus.Published
+	for _, p := range r.published {
+		if p.Topic == topic {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (r *recordingObserver) ObserveHandled(h bus.Handled) {
@@ -119,5 +139,17 @@ func TestObserverSeesHowEveryDeliveryEnded(t *testing.T) {
 		if h.Result != bus.ResultOK || h.Topic != cfg.PoisonTopic {
 			t.Errorf("the poison handler observed %+v, want ok on %s", h, cfg.PoisonTopic)
 		}
+	}
+
+	// Publishing: both events, and both messages sent to the poison topic.
+	events := obs.publishedTo(greeted.Name())
+	if len(events) != 2 || events[0].MessageID != msg.UUID || events[1].MessageID != replay.UUID || events[0].TraceParent == "" {
+		t.Errorf("published to %s: %+v", greeted.Name(), events)
+	}
+	if env, err := events[0].Envelope(); err != nil || env.AggregateID != "g-1" {
+		t.Errorf("envelope of a published event: %+v, %v", env, err)
+	}
+	if n := len(obs.publishedTo(cfg.PoisonTopic)); n != 2 {
+		t.Errorf("%d messages published to the poison topic observed, want 2", n)
 	}
 }
