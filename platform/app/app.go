@@ -189,7 +189,12 @@ func serveHTTP(p httpParams) {
 }
 
 func listen(p httpParams, name, addr string, h http.Handler, check func(net.Listener) error) {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Closed when shutdown starts: streams (the console's events) end then,
+	// since Shutdown waits for every response.
+	stopping := make(chan struct{})
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return httpx.WithShutdown(context.Background(), stopping) }}
+	srv.RegisterOnShutdown(func() { close(stopping) })
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", addr)
