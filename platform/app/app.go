@@ -18,6 +18,7 @@ import (
 
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/config"
+	"github.com/example/monolith/platform/console"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
@@ -25,7 +26,8 @@ import (
 )
 
 // platform provides what contexts build on: configuration sections, logger,
-// metrics registry, database, bus, outbox and poison store.
+// metrics registry, database, bus, outbox and poison store; and the
+// operators' console.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
@@ -40,6 +42,7 @@ func platform(cfg Config, logger *slog.Logger) fx.Option {
 		bus.Module,
 		outbox.Module,
 		poison.Module,
+		console.Module,
 		fx.NopLogger,
 	)
 }
