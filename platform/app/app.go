@@ -18,6 +18,7 @@ import (
 
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/config"
+	"github.com/example/monolith/platform/console"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
@@ -25,7 +26,8 @@ import (
 )
 
 // platform provides what contexts build on: configuration sections, logger,
-// metrics registry, database, bus, outbox and poison store.
+// metrics registry, database, bus, outbox and poison store; and the
+// operators' console.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
@@ -40,6 +42,7 @@ func platform(cfg Config, logger *slog.Logger) fx.Option {
 		bus.Module,
 		outbox.Module,
 		poison.Module,
+		console.Module,
 		fx.NopLogger,
 	)
 }
@@ -189,7 +192,12 @@ func serveHTTP(p httpParams) {
 }
 
 func listen(p httpParams, name, addr string, h http.Handler, check func(net.Listener) error) {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Closed when shutdown starts: streams (the console's events) end then,
+	// since Shutdown waits for every response.
+	stopping := make(chan struct{})
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return httpx.WithShutdown(context.Background(), stopping) }}
+	srv.RegisterOnShutdown(func() { close(stopping) })
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", addr)

@@ -33,6 +33,10 @@ type Options struct {
 	// and messages sent to the poison topic. Tests record with it. It must
 	// pass messages on with their context, where PublishBatch marks them.
 	WrapPublisher func(message.Publisher) message.Publisher
+	// Observers are told about every delivery every handler finished,
+	// and those that are PublishObservers about every message published
+	// (the console's live tail); none costs nothing.
+	Observers []Observer
 }
 
 // Bus publishes events and runs handlers on one Watermill router.
@@ -48,6 +52,7 @@ type Bus struct {
 
 	poison, retry message.HandlerMiddleware
 	metrics       handlerMetrics
+	observers     []Observer
 
 	mu      sync.Mutex
 	started bool
@@ -72,7 +77,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), watermill.NewShortUUID()[:8])
 	}
 	logger := opts.Logger.With("component", "bus", "adapter", cfg.Adapter)
-	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger)}
+	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger), observers: opts.Observers}
 
 	a, err := newAdapter(ctx, cfg, opts.Instance, b.wmLogger)
 	if err != nil {
@@ -96,6 +101,9 @@ func (b *Bus) build(opts Options) error {
 	pub, err := mb.DecoratePublisher(retryingPublisher{batchStage{b.adapter.publisher()}, b.cfg.PublishTimeout})
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
+	}
+	if observers := publishObservers(opts.Observers); len(observers) > 0 {
+		pub = observingPublisher{pub, observers}
 	}
 	if opts.WrapPublisher != nil {
 		pub = opts.WrapPublisher(pub)
@@ -218,6 +226,10 @@ func (b *Bus) Register(hs ...Handler) error {
 			return h.handle(b.logger, msg)
 		})
 		rh.AddMiddleware(ds.handled)
+		if len(b.observers) > 0 {
+			// Outside the chain, to see how each delivery ended.
+			rh.AddMiddleware(observe(h, b.observers))
+		}
 		rh.AddMiddleware(b.middleware(h)...)
 		b.handlers = append(b.handlers, h)
 	}

@@ -9,14 +9,18 @@ import (
 )
 
 // Module provides the application's *Bus, also as its Publisher, built with
-// the Options it provides (decorate them to change them). The bus connects
+// the Options it provides (decorate them to change them), which report to
+// every Observer contributed with [AsObserver]. The bus connects
 // when first needed, starts with the app and closes (draining in-flight
 // handlers) when it stops.
 var Module = fx.Module("bus",
 	fx.Provide(
-		func(logger *slog.Logger, reg prometheus.Registerer) Options {
-			return Options{Logger: logger, Registerer: reg}
-		},
+		fx.Annotate(
+			func(logger *slog.Logger, reg prometheus.Registerer, observers []Observer) Options {
+				return Options{Logger: logger, Registerer: reg, Observers: observers}
+			},
+			fx.ParamTags(``, ``, `group:"bus.observers"`),
+		),
 		newForApp,
 		func(b *Bus) Publisher { return b },
 	),

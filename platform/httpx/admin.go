@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +27,18 @@ type AdminConfig struct {
 	// (Authorization: Bearer <token>). Set it from the environment
 	// (APP_ADMIN_TOKEN), not in a file.
 	Token string `yaml:"token"`
+	// TraceURL, when set, links the console's trace ids to a tracing UI:
+	// an http(s) URL in which {trace_id} stands for the trace id, such as
+	// http://localhost:16686/trace/{trace_id}.
+	TraceURL string `yaml:"trace_url"`
 }
 
 // DefaultAdminConfig listens on 127.0.0.1:9090 without a token: reachable
 // from this machine only.
 func DefaultAdminConfig() AdminConfig { return AdminConfig{Addr: "127.0.0.1:9090"} }
+
+// TraceIDPlaceholder stands for the trace id in admin.trace_url.
+const TraceIDPlaceholder = "{trace_id}"
 
 // MinTokenLength is the shortest admin.token accepted.
 const MinTokenLength = 16
@@ -58,6 +66,17 @@ func (c AdminConfig) Validate() error {
 	}
 	if strings.TrimSpace(c.Token) != c.Token {
 		errs = append(errs, errors.New("admin.token: has leading or trailing white space"))
+	}
+	if c.TraceURL != "" {
+		u, err := url.Parse(strings.ReplaceAll(c.TraceURL, TraceIDPlaceholder, "0"))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("admin.trace_url: %w", err))
+		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+			errs = append(errs, fmt.Errorf("admin.trace_url: %q is not an absolute http or https URL", c.TraceURL))
+		case !strings.Contains(c.TraceURL, TraceIDPlaceholder):
+			errs = append(errs, fmt.Errorf("admin.trace_url: %q does not contain %s, which stands for the trace id", c.TraceURL, TraceIDPlaceholder))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -102,12 +121,19 @@ func NewAdminHandler(routes []Route, gatherer prometheus.Gatherer, token string,
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}
-	return recoverer(logger, correlate(authenticate(token, unmatchedAsJSON(mux)))), nil
+	anonymous := map[string]bool{}
+	for _, r := range routes {
+		if r.Admin && r.Anonymous {
+			anonymous[r.Pattern] = true
+		}
+	}
+	return recoverer(logger, correlate(authenticate(token, mux, anonymous, unmatchedAsJSON(mux)))), nil
 }
 
 // authenticate lets through requests that carry token as a bearer token,
-// recording who made them; with no token, every request, as LocalOperator.
-func authenticate(token string, next http.Handler) http.Handler {
+// recording who made them, and those mux routes to an anonymous pattern;
+// with no token, every request, as LocalOperator.
+func authenticate(token string, mux *http.ServeMux, anonymous map[string]bool, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
@@ -116,6 +142,12 @@ func authenticate(token string, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	id := TokenID(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(anonymous) > 0 {
+			if _, pattern := mux.Handler(r); anonymous[pattern] {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
 		given, ok := bearer(r)
 		got := sha256.Sum256([]byte(given))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {

@@ -146,3 +146,61 @@ func TestAdminConfigRefusesAnOpenListener(t *testing.T) {
 		}
 	}
 }
+
+func TestAnonymousAdminRoutesNeedNoToken(t *testing.T) {
+	routes := []httpx.Route{
+		{Pattern: "GET /console", Admin: true, Anonymous: true, Handler: httpx.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			httpx.WriteJSON(w, http.StatusOK, map[string]string{"page": "yes"})
+			return nil
+		})},
+		{Pattern: "GET /console/api/data", Admin: true, Handler: httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			httpx.WriteJSON(w, http.StatusOK, map[string]string{"operator": httpx.Operator(r.Context())})
+			return nil
+		})},
+		// Anonymous means nothing on the public listener.
+		{Pattern: "GET /api/things", Anonymous: true, Handler: http.NotFoundHandler()},
+	}
+	admin, err := httpx.NewAdminHandler(routes, nil, token, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, method, path, authorization string
+		status                            int
+	}{
+		{"anonymous route", "GET", "/console", "", 200},
+		{"anonymous route with a wrong token", "GET", "/console", "Bearer wrong-wrong-wrong-wrong", 200},
+		{"anonymous path, other method", "POST", "/console", "", 401},
+		{"route beside it", "GET", "/console/api/data", "", 401},
+		{"route beside it with the token", "GET", "/console/api/data", "Bearer " + token, 200},
+		{"public route's path", "GET", "/api/things", "", 401},
+	} {
+		var header []string
+		if tt.authorization != "" {
+			header = []string{"Authorization", tt.authorization}
+		}
+		if r := serve(admin, tt.method, tt.path, "", header...); r.status != tt.status {
+			t.Errorf("%s: %s %s = %d %s, want %d", tt.name, tt.method, tt.path, r.status, r.body, tt.status)
+		}
+	}
+}
+
+func TestAdminConfigChecksTheTraceURL(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"", ""},
+		{"http://localhost:16686/trace/{trace_id}", ""},
+		{"https://tempo.example.com/explore?trace={trace_id}&x=1", ""},
+		{"http://localhost:16686/trace/", "does not contain {trace_id}"},
+		{"localhost:16686/trace/{trace_id}", "not an absolute http or https URL"},
+		{"javascript:alert({trace_id})", "not an absolute http or https URL"},
+		{"http://[::1/{trace_id}", "admin.trace_url: "},
+	} {
+		err := httpx.AdminConfig{Addr: "127.0.0.1:9090", TraceURL: tt.url}.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("trace_url %q: %v", tt.url, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "admin.trace_url")):
+			t.Errorf("trace_url %q: error %v, want it to name admin.trace_url and say %q", tt.url, err, tt.want)
+		}
+	}
+}

@@ -129,3 +129,17 @@ func TestDuplicateRouteIsAnError(t *testing.T) {
 		t.Fatalf("duplicate route: %v", err)
 	}
 }
+
+func TestShuttingDownTravelsWithTheContext(t *testing.T) {
+	if ch := httpx.ShuttingDown(context.Background()); ch != nil {
+		t.Fatalf("ShuttingDown of a bare context = %v, want nil", ch)
+	}
+	stopping := make(chan struct{})
+	ctx := httpx.WithShutdown(context.Background(), stopping)
+	close(stopping)
+	select {
+	case <-httpx.ShuttingDown(ctx):
+	default:
+		t.Fatal("ShuttingDown is not the channel given to WithShutdown")
+	}
+}

@@ -52,9 +52,32 @@ type Route struct {
 	// Admin routes are served on the admin listener (admin.addr), behind
 	// admin.token when one is set, instead of the public one (http.addr).
 	Admin bool
+	// Anonymous admin routes are served without admin.token: for files
+	// that hold no data (the console's page) and for endpoints that check
+	// a credential of their own (the console's event stream, which a
+	// browser cannot send a header to).
+	Anonymous bool
 	// Package is the import path of the constructor [AsRoutes] got the
 	// route from: it tells which context serves the route.
 	Package string
+}
+
+type shutdownKey struct{}
+
+// WithShutdown returns ctx carrying stopping, which the server closes when
+// it starts shutting down; servers give it to every request they serve.
+func WithShutdown(ctx context.Context, stopping <-chan struct{}) context.Context {
+	return context.WithValue(ctx, shutdownKey{}, stopping)
+}
+
+// ShuttingDown is closed when the server serving the request ctx belongs
+// to starts shutting down (nil, never closed, when the server does not
+// say). A graceful shutdown waits for every response to end, so a response
+// that never ends by itself, such as a stream of server-sent events, ends
+// when it is closed.
+func ShuttingDown(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(shutdownKey{}).(<-chan struct{})
+	return ch
 }
 
 // Check is one dependency the readiness probe asks.
