@@ -39,19 +39,24 @@ const maxRetryInterval = 5 * time.Second
 // relay's offset (PostgreSQL: the offset row; SQLite: its one connection),
 // reads up to outbox.batch_size events after it with watermill-sql's schema
 // adapter, publishes them pipelined ([bus.Bus.PublishBatch]: AMQP publisher
-// confirms awaited together, Redis XADDs in one pipeline) and advances the
-// offset past the events the broker confirmed, and no further. If the
-// broker rejects an event or the connection drops mid-batch, the unconfirmed
-// tail stays in the outbox and is forwarded again after a backoff; a crash
-// before the commit forwards the whole batch again. Either way events are
-// duplicated, never lost, and handlers absorb the duplicates.
+// confirms awaited together, Redis XADDs in pipelines) and advances the
+// offset past the events the broker confirmed, and no further. While the
+// broker confirms, the transaction reads the next batch, which the next
+// transaction publishes if the whole batch was confirmed.
+//
+// If the broker rejects an event or the connection drops mid-batch, the
+// unconfirmed tail stays in the outbox and is forwarded again after a
+// backoff; a crash before the commit forwards the whole batch again. Either
+// way events are duplicated, never lost, and handlers absorb the
+// duplicates.
 //
 // It replaces Watermill's components/forwarder, which reads the same table
 // through watermill-sql's subscriber but hands the forwarder one message at
-// a time and publishes it with a synchronous confirm before reading the
-// next: one broker round trip per event. The relay keeps the forwarder's
-// table and envelope, and watermill-sql's queries, offsets and PostgreSQL
-// transaction-id visibility rules.
+// a time, acks each before the next and publishes it with a synchronous
+// confirm: one broker round trip per event, and no way for a publisher to
+// confirm several. The relay keeps the forwarder's table and envelope, and
+// watermill-sql's queries, offsets and PostgreSQL transaction-id visibility
+// rule.
 type Relay struct {
 	db      *db.DB
 	out     message.Publisher
