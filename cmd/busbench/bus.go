@@ -85,6 +85,12 @@ func setupBus(ctx context.Context, e *env, r row, rec *recorder) (*target, error
 	}
 
 	cfg := busConfig(e, r.Adapter)
+	if open != nil {
+		// A backlog row publishes every event before the gate opens; the
+		// in-process queue, bounded so a flood blocks Publish, would block
+		// the publishers the gate waits for.
+		cfg.GoChannel.QueueSize = max(cfg.GoChannel.QueueSize, 1<<16)
+	}
 	var buses []*bus.Bus
 	closeAll := func() error {
 		if open != nil {
