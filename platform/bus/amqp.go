@@ -26,6 +26,7 @@ type amqpAdapter struct {
 	pubConn  *amqp.ConnectionWrapper
 	subConn  *amqp.ConnectionWrapper
 	pub      *renewingAMQPPublisher
+	batcher  amqpBatcher // PublishBatch's channel on pubConn
 }
 
 func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*amqpAdapter, error) {
@@ -143,6 +144,7 @@ func (a *amqpAdapter) close() error {
 	if a.pub != nil {
 		errs = append(errs, a.pub.Close())
 	}
+	errs = append(errs, a.batcher.close())
 	if a.subConn != nil {
 		errs = append(errs, a.subConn.Close())
 	}

@@ -30,7 +30,8 @@ type Options struct {
 	Instance string
 	// WrapPublisher, if set, wraps the publisher every message of the bus
 	// goes through: events published directly or forwarded from an outbox,
-	// and messages sent to the poison topic. Tests record with it.
+	// and messages sent to the poison topic. Tests record with it. It must
+	// pass messages on with their context, where PublishBatch marks them.
 	WrapPublisher func(message.Publisher) message.Publisher
 }
 
@@ -92,7 +93,7 @@ func (b *Bus) build(opts Options) error {
 		Namespace: "app", Subsystem: "bus",
 		AdditionalLabels: []metrics.MetricLabel{{Label: "topic", ComputeValueFn: topicLabel}},
 	})
-	pub, err := mb.DecoratePublisher(retryingPublisher{b.adapter.publisher(), b.cfg.PublishTimeout})
+	pub, err := mb.DecoratePublisher(retryingPublisher{batchStage{b.adapter.publisher()}, b.cfg.PublishTimeout})
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
 	}
@@ -324,8 +325,8 @@ type retryingPublisher struct {
 
 func (p retryingPublisher) Publish(topic string, msgs ...*message.Message) error {
 	err := p.Publisher.Publish(topic, msgs...)
-	if err == nil {
-		return nil // the common case builds no backoff
+	if err == nil || inBatch(msgs) {
+		return err // the common case builds no backoff; a batch's caller retries
 	}
 	ctx := context.Background()
 	if len(msgs) > 0 {

@@ -2,13 +2,19 @@ package outbox
 
 import (
 	"context"
+	stdsql "database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
@@ -20,28 +26,64 @@ import (
 // order.
 const consumerGroup = "relay"
 
-// Relay forwards committed outbox events to the bus with Watermill's
-// components/forwarder. An event is marked forwarded only after the bus
-// accepted it, so a crash in between forwards it again (handlers absorb the
-// duplicate); a failed publish is retried and blocks the events behind it,
-// so one aggregate's events never overtake each other.
+// closeGrace is how long Close lets the batch in flight finish before
+// cancelling it (a broker that stopped confirming, a database lock held
+// elsewhere).
+const closeGrace = 10 * time.Second
+
+// maxRetryInterval caps the wait between attempts while forwarding fails.
+const maxRetryInterval = 5 * time.Second
+
+// Relay forwards committed outbox events to the bus, in commit order, a
+// batch at a time. Each batch is one database transaction: it locks the
+// relay's offset (PostgreSQL: the offset row; SQLite: its one connection),
+// reads up to outbox.batch_size events after it with watermill-sql's schema
+// adapter, publishes them pipelined ([bus.Bus.PublishBatch]: AMQP publisher
+// confirms awaited together, Redis XADDs in one pipeline) and advances the
+// offset past the events the broker confirmed, and no further. If the
+// broker rejects an event or the connection drops mid-batch, the unconfirmed
+// tail stays in the outbox and is forwarded again after a backoff; a crash
+// before the commit forwards the whole batch again. Either way events are
+// duplicated, never lost, and handlers absorb the duplicates.
+//
+// It replaces Watermill's components/forwarder, which reads the same table
+// through watermill-sql's subscriber but hands the forwarder one message at
+// a time and publishes it with a synchronous confirm before reading the
+// next: one broker round trip per event. The relay keeps the forwarder's
+// table and envelope, and watermill-sql's queries, offsets and PostgreSQL
+// transaction-id visibility rules.
 type Relay struct {
-	fwd    *forwarder.Forwarder
-	runErr chan error
+	db      *db.DB
+	out     message.Publisher
+	cfg     Config
+	schema  sql.SchemaAdapter
+	offsets sql.OffsetsAdapter
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the loop returned
+	cancel  context.CancelFunc
 }
 
 // NewRelay creates the outbox tables if needed and prepares the relay,
-// which forwards to out (the application's *bus.Bus).
+// which forwards to out: the application's *bus.Bus, which publishes
+// batches pipelined, or any message.Publisher, which gets one event per
+// Publish call.
 func NewRelay(d *db.DB, out message.Publisher, cfg Config, logger *slog.Logger) (*Relay, error) {
-	wmLogger := watermill.NewSlogLogger(logger.With("component", "outbox"))
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("outbox relay: %w", err)
+	}
+	logger = logger.With("component", "outbox")
 	schema, offsets := schemaFor(d.Driver, cfg.BatchSize)
+	// watermill-sql's subscriber, used only for its schema set-up.
 	sub, err := sql.NewSubscriber(sql.BeginnerFromStdSQL(d.DB), sql.SubscriberConfig{
 		ConsumerGroup:  consumerGroup,
-		PollInterval:   cfg.PollInterval,
-		ResendInterval: cfg.PollInterval,
 		SchemaAdapter:  schema,
 		OffsetsAdapter: offsets,
-	}, wmLogger)
+	}, watermill.NewSlogLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("outbox relay: %w", err)
 	}
@@ -50,29 +92,239 @@ func NewRelay(d *db.DB, out message.Publisher, cfg Config, logger *slog.Logger) 
 	if err := sub.SubscribeInitialize(topic); err != nil {
 		return nil, fmt.Errorf("outbox: create tables: %w", err)
 	}
-	fwd, err := forwarder.NewForwarder(sub, out, wmLogger, forwarder.Config{ForwarderTopic: topic})
-	if err != nil {
-		return nil, fmt.Errorf("outbox relay: %w", err)
-	}
-	return &Relay{fwd: fwd, runErr: make(chan error, 1)}, nil
+	return &Relay{
+		db: d, out: out, cfg: cfg, schema: schema, offsets: offsets, logger: logger,
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}, nil
 }
 
-// Start begins forwarding and returns once the relay runs.
+// Start prepares the relay's offset and begins forwarding. The relay runs
+// until Close, independently of ctx, which bounds only start-up.
 func (r *Relay) Start(ctx context.Context) error {
-	go func() { r.runErr <- r.fwd.Run(context.Background()) }() //nolint:gosec // G118: the relay outlives ctx, which bounds only start-up; Close stops it
-	select {
-	case <-r.fwd.Running():
-		return nil
-	case err := <-r.runErr:
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return errors.New("outbox relay: already started or closed")
+	}
+	queries, err := r.offsets.BeforeSubscribingQueries(sql.BeforeSubscribingQueriesParams{Topic: topic, ConsumerGroup: consumerGroup})
+	if err != nil {
 		return fmt.Errorf("outbox relay: %w", err)
-	case <-ctx.Done():
-		return ctx.Err()
+	}
+	// PostgreSQL: the offset row that the relay locks must exist.
+	err = r.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		for _, q := range queries {
+			if _, err := tx.ExecContext(ctx, q.Query, q.Args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox relay: prepare offset: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.started, r.cancel = true, cancel
+	go r.run(runCtx)
+	return nil
+}
+
+// Close stops forwarding after the batch in flight, waiting up to 10s for
+// it; what is left stays in the outbox for the next start.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.stop)
+	started := r.started
+	r.mu.Unlock()
+	if !started {
+		return nil
+	}
+	select {
+	case <-r.done:
+	case <-time.After(closeGrace):
+		r.cancel()
+		<-r.done
+	}
+	r.cancel()
+	return nil
+}
+
+func (r *Relay) run(ctx context.Context) {
+	defer close(r.done)
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval, retry.MaxInterval = r.cfg.PollInterval, max(r.cfg.PollInterval, maxRetryInterval)
+	var wait time.Duration
+	for {
+		if wait > 0 {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		read, forwarded, err := r.forwardBatch(ctx)
+		switch {
+		case err == nil && read > 0:
+			wait = 0 // more may be waiting
+			retry.Reset()
+		case err == nil:
+			wait = r.cfg.PollInterval
+			retry.Reset()
+		case ctx.Err() != nil:
+			return // cut short by Close: the unconfirmed events stay in the outbox
+		case lockConflict(err):
+			// Another instance's relay advanced the offset while this one
+			// waited for its lock: it is the one forwarding.
+			r.logger.Debug("Outbox offset taken by another relay", "error", err)
+			wait = r.cfg.PollInterval
+		default:
+			wait = retry.NextBackOff()
+			r.logger.Error("Outbox relay failed to forward events; retrying",
+				"read", read, "forwarded", forwarded, "retry_in", wait, "error", err)
+		}
 	}
 }
 
-// Close stops forwarding after the event in flight; what is left stays in
-// the outbox for the next start.
-func (r *Relay) Close() error { return r.fwd.Close() }
+// forwardBatch forwards one batch in one transaction: it reads up to
+// batch_size events after the offset, publishes them and advances the offset
+// past those the broker confirmed. It returns how many it read and forwarded.
+func (r *Relay) forwardBatch(ctx context.Context) (read, forwarded int, err error) {
+	tx, err := r.db.BeginTx(ctx, &stdsql.TxOptions{Isolation: r.schema.SubscribeIsolationLevel()})
+	if err != nil {
+		return 0, 0, fmt.Errorf("begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	rows, err := r.read(ctx, tx)
+	if err != nil || len(rows) == 0 {
+		return 0, 0, err
+	}
+	msgs := make([]bus.TopicMessage, 0, len(rows))
+	var unwrapErr error
+	for _, row := range rows {
+		topic, msg, err := unwrap(row.Msg)
+		if err != nil {
+			// Forwarded up to it; it then holds back the events behind it,
+			// as a failed publish does, so nothing overtakes it.
+			unwrapErr = fmt.Errorf("outbox row %d: %w", row.Offset, err)
+			break
+		}
+		msg.SetContext(ctx)
+		msgs = append(msgs, bus.TopicMessage{Topic: topic, Message: msg})
+	}
+	n, pubErr := publishBatch(ctx, r.out, msgs)
+	if n > 0 {
+		ack, err := r.offsets.AckMessageQuery(sql.AckMessageQueryParams{
+			Topic: topic, LastRow: rows[n-1], Rows: rows[:n], ConsumerGroup: consumerGroup,
+		})
+		if err != nil {
+			return len(rows), 0, errors.Join(pubErr, err)
+		}
+		if _, err := tx.ExecContext(ctx, ack.Query, ack.Args...); err != nil {
+			return len(rows), 0, errors.Join(pubErr, fmt.Errorf("advance offset: %w", err))
+		}
+		if err := tx.Commit(); err != nil {
+			return len(rows), 0, errors.Join(pubErr, fmt.Errorf("commit offset: %w", err))
+		}
+		committed = true
+	}
+	if pubErr == nil {
+		pubErr = unwrapErr
+	}
+	return len(rows), n, pubErr
+}
+
+// read selects the next batch with the schema adapter's query, which locks
+// the offset on PostgreSQL and sees only transactions committed before every
+// running one (transaction ids).
+func (r *Relay) read(ctx context.Context, tx *stdsql.Tx) ([]sql.Row, error) {
+	q, err := r.schema.SelectQuery(sql.SelectQueryParams{Topic: topic, ConsumerGroup: consumerGroup, OffsetsAdapter: r.offsets})
+	if err != nil {
+		return nil, err
+	}
+	rs, err := tx.QueryContext(ctx, q.Query, q.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer func() { _ = rs.Close() }()
+	var rows []sql.Row
+	for rs.Next() {
+		row, err := r.schema.UnmarshalMessage(sql.UnmarshalMessageParams{Row: rs})
+		if err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return rows, nil
+}
+
+// envelope is components/forwarder's wrapping of a message (its
+// messageEnvelope, which it does not export), written by [Publisher]
+// through forwarder.NewPublisher.
+type envelope struct {
+	DestinationTopic string            `json:"destination_topic"`
+	UUID             string            `json:"uuid"`
+	Payload          []byte            `json:"payload"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+// unwrap returns the message an outbox row carries and its topic.
+func unwrap(row *message.Message) (string, *message.Message, error) {
+	var e envelope
+	if err := (forwarder.DefaultMarshaler{}).Unmarshal(row.Payload, &e); err != nil {
+		return "", nil, fmt.Errorf("unwrap forwarder envelope: %w", err)
+	}
+	if e.DestinationTopic == "" {
+		return "", nil, errors.New("unwrap forwarder envelope: no destination topic")
+	}
+	msg := message.NewMessage(e.UUID, e.Payload)
+	msg.Metadata = e.Metadata
+	if msg.Metadata == nil {
+		msg.Metadata = message.Metadata{}
+	}
+	return e.DestinationTopic, msg, nil
+}
+
+// publishBatch publishes msgs in order through out and returns how many
+// leading ones it confirmed: pipelined when out is a [bus.BatchPublisher],
+// else one Publish call per event, up to the first failure.
+func publishBatch(ctx context.Context, out message.Publisher, msgs []bus.TopicMessage) (int, error) {
+	if bp, ok := out.(bus.BatchPublisher); ok {
+		return bp.PublishBatch(ctx, msgs)
+	}
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return i, err
+		}
+		if err := out.Publish(m.Topic, m.Message); err != nil {
+			return i, fmt.Errorf("publish %s: %w", m.Topic, err)
+		}
+	}
+	return len(msgs), nil
+}
+
+// lockConflict reports a PostgreSQL serialization failure: at repeatable
+// read, the offset row changed while this transaction waited for its lock.
+func lockConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
 
 // Module adds the processed-events table to the migrations and provides the
 // *Relay, which starts after the bus and stops before it.
