@@ -22,13 +22,17 @@ import (
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
 	"github.com/example/monolith/platform/poison"
+	"github.com/example/monolith/platform/telemetry"
 )
 
 // platform provides what contexts build on: configuration sections, logger,
-// metrics registry, database, bus, outbox and poison store.
+// metrics registry, tracing, database, bus, outbox and poison store.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
-		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
+		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Telemetry, cfg.Contexts, logger),
+		// A module, so its invoke runs before anything makes a span, and
+		// its stop hook, which flushes them, after everything stopped.
+		telemetry.Module,
 		// First of the invokes, so a bad context section stops every
 		// command before the database or the broker is touched.
 		config.CheckSections,
