@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
@@ -161,6 +162,11 @@ func newHandlers(p handlerParams) (Handlers, error) {
 	if err != nil {
 		return Handlers{}, err
 	}
+	// Every request but the probes is the root span of its trace, or a
+	// child of the caller's when it sends a traceparent header.
+	public = otelhttp.NewHandler(public, "http.server", otelhttp.WithFilter(func(r *http.Request) bool {
+		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
+	}))
 	admin, err := httpx.NewAdminHandler(p.Routes, p.Registry, p.Admin.Token, p.Logger)
 	if err != nil {
 		return Handlers{}, err

@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
@@ -213,6 +214,7 @@ func (r *Relay) forwardBatch(ctx context.Context) (read, forwarded int, err erro
 		return 0, 0, err
 	}
 	msgs := make([]bus.TopicMessage, 0, len(rows))
+	spans := make([]trace.Span, 0, len(rows))
 	var unwrapErr error
 	for _, row := range rows {
 		topic, msg, err := unwrap(row.Msg)
@@ -222,10 +224,11 @@ func (r *Relay) forwardBatch(ctx context.Context) (read, forwarded int, err erro
 			unwrapErr = fmt.Errorf("outbox row %d: %w", row.Offset, err)
 			break
 		}
-		msg.SetContext(ctx)
+		spans = append(spans, startForward(ctx, topic, row.Offset, msg))
 		msgs = append(msgs, bus.TopicMessage{Topic: topic, Message: msg})
 	}
 	n, pubErr := publishBatch(ctx, r.out, msgs)
+	endForwards(spans, n, pubErr)
 	if n > 0 {
 		ack, err := r.offsets.AckMessageQuery(sql.AckMessageQueryParams{
 			Topic: topic, LastRow: rows[n-1], Rows: rows[:n], ConsumerGroup: consumerGroup,
