@@ -22,8 +22,12 @@ import (
 // root is the repository root: tests run in deploy/.
 const root = ".."
 
-// services are the services compose.yaml and CI run.
+// services are the services the tests use, which compose.yaml and CI run.
 var services = []string{"postgres", "rabbitmq", "redis"}
+
+// tools are the services compose.yaml runs for people, not tests, so CI
+// does not: Jaeger, to look at traces.
+var tools = []string{"jaeger"}
 
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
@@ -81,14 +85,15 @@ type workflowFile struct {
 
 func TestComposeServices(t *testing.T) {
 	c := loadCompose(t)
-	if got := slices.Sorted(maps.Keys(c.Services)); !slices.Equal(got, services) {
-		t.Fatalf("compose.yaml services = %v, want %v", got, services)
+	if got, want := slices.Sorted(maps.Keys(c.Services)), slices.Sorted(slices.Values(slices.Concat(services, tools))); !slices.Equal(got, want) {
+		t.Fatalf("compose.yaml services = %v, want %v", got, want)
 	}
 	for name, s := range c.Services {
 		if !pinned(s.Image) {
 			t.Errorf("%s: image %q is not pinned to a version (no tag, or latest)", name, s.Image)
 		}
-		if s.Healthcheck == nil || s.Healthcheck.Test == "" {
+		// make up waits until the services the tests use are healthy.
+		if slices.Contains(services, name) && (s.Healthcheck == nil || s.Healthcheck.Test == "") {
 			t.Errorf("%s: no healthcheck.test", name)
 		}
 		if s.Command != nil {
@@ -117,6 +122,15 @@ func TestComposeServesTheConfigs(t *testing.T) {
 	checkPublished(t, "redis", c.Services["redis"], redisCfg.Bus.Redis.Addr)
 	if redisCfg.Bus.Redis.Password != "" {
 		t.Errorf("configs/redisstream.yaml sets a Redis password; compose's redis requires none")
+	}
+
+	// Every config's OTLP endpoint is Jaeger's.
+	for _, file := range []string{"configs/app.yaml", "configs/amqp.yaml", "configs/redisstream.yaml"} {
+		endpoint, err := url.Parse(loadConfig(t, file).Telemetry.Tracing.OTLP.Endpoint)
+		if err != nil {
+			t.Fatalf("%s: telemetry.tracing.otlp.endpoint: %v", file, err)
+		}
+		checkPublished(t, "jaeger", c.Services["jaeger"], endpoint.Host)
 	}
 
 	dsns := map[string]string{amqpCfg.Database.DSN: "configs/amqp.yaml", redisCfg.Database.DSN: "configs/redisstream.yaml"}
@@ -272,12 +286,17 @@ func pinned(image string) bool {
 	return tag != "latest" && strings.ContainsAny(tag, "0123456789")
 }
 
-// checkPublished checks s publishes hostPort (host:port) on the host.
+// checkPublished checks s publishes hostPort (host:port) on the host;
+// localhost is 127.0.0.1.
 func checkPublished(t *testing.T, name string, s composeService, hostPort string) {
 	t.Helper()
+	host := hostOf(hostPort)
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
 	for _, p := range s.Ports {
 		ip, published, _ := splitPort(p)
-		if published == portOf(hostPort) && (ip == "" || ip == hostOf(hostPort)) {
+		if published == portOf(hostPort) && (ip == "" || ip == host) {
 			return
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
@@ -23,14 +24,18 @@ import (
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
 	"github.com/example/monolith/platform/poison"
+	"github.com/example/monolith/platform/telemetry"
 )
 
 // platform provides what contexts build on: configuration sections, logger,
-// metrics registry, database, bus, outbox and poison store; and the
+// metrics registry, tracing, database, bus, outbox and poison store; and the
 // operators' console.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
-		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
+		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Telemetry, cfg.Contexts, logger),
+		// A module, so its invoke runs before anything makes a span, and
+		// its stop hook, which flushes them, after everything stopped.
+		telemetry.Module,
 		// First of the invokes, so a bad context section stops every
 		// command before the database or the broker is touched.
 		config.CheckSections,
@@ -160,6 +165,11 @@ func newHandlers(p handlerParams) (Handlers, error) {
 	if err != nil {
 		return Handlers{}, err
 	}
+	// Every request but the probes is the root span of its trace, or a
+	// child of the caller's when it sends a traceparent header.
+	public = otelhttp.NewHandler(public, "http.server", otelhttp.WithFilter(func(r *http.Request) bool {
+		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
+	}))
 	admin, err := httpx.NewAdminHandler(p.Routes, p.Registry, p.Admin.Token, p.Logger)
 	if err != nil {
 		return Handlers{}, err

@@ -11,6 +11,7 @@ import (
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
+	"github.com/example/monolith/platform/telemetry"
 )
 
 // Config is the whole configuration file. Every key can be overridden by an
@@ -24,6 +25,8 @@ type Config struct {
 	Bus      bus.Config        `yaml:"bus"`
 	Outbox   outbox.Config     `yaml:"outbox"`
 	Log      LogConfig         `yaml:"log"`
+	// Telemetry chooses where trace spans go (nowhere by default).
+	Telemetry telemetry.Config `yaml:"telemetry"`
 	// Contexts holds one section per bounded context, which the context
 	// declares and decodes itself with config.Section.
 	Contexts config.Sections `yaml:"contexts"`
@@ -40,12 +43,13 @@ type LogConfig struct {
 // DefaultConfig runs everything in process: gochannel and SQLite under ./data.
 func DefaultConfig() Config {
 	return Config{
-		HTTP:     httpx.DefaultConfig(),
-		Admin:    httpx.DefaultAdminConfig(),
-		Database: db.DefaultConfig(),
-		Bus:      bus.DefaultConfig(),
-		Outbox:   outbox.DefaultConfig(),
-		Log:      LogConfig{Level: "info", Format: "text"},
+		HTTP:      httpx.DefaultConfig(),
+		Admin:     httpx.DefaultAdminConfig(),
+		Database:  db.DefaultConfig(),
+		Bus:       bus.DefaultConfig(),
+		Outbox:    outbox.DefaultConfig(),
+		Log:       LogConfig{Level: "info", Format: "text"},
+		Telemetry: telemetry.DefaultConfig(),
 	}
 }
 
@@ -78,7 +82,7 @@ func (c Config) Validate() error {
 	if sameListener(c.HTTP.Addr, c.Admin.Addr) {
 		errs = append(errs, fmt.Errorf("admin.addr: %q would share a port with http.addr %q: the admin listener needs a port of its own", c.Admin.Addr, c.HTTP.Addr))
 	}
-	return errors.Join(append(errs, c.HTTP.Validate(), c.Admin.Validate(), c.Database.Validate(), c.Bus.Validate(), c.Outbox.Validate())...)
+	return errors.Join(append(errs, c.HTTP.Validate(), c.Admin.Validate(), c.Database.Validate(), c.Bus.Validate(), c.Outbox.Validate(), c.Telemetry.Validate())...)
 }
 
 // sameListener reports whether listen addresses a and b claim one port on

@@ -17,6 +17,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options are the collaborators of a [Bus]; zero values are usable.
@@ -37,6 +39,10 @@ type Options struct {
 	// and those that are PublishObservers about every message published
 	// (the console's live tail); none costs nothing.
 	Observers []Observer
+	// TracerProvider makes the spans of publishing and of handler attempts;
+	// otel.GetTracerProvider() if nil. Trace context is read and written
+	// with the global propagator (otel.GetTextMapPropagator).
+	TracerProvider trace.TracerProvider
 }
 
 // Bus publishes events and runs handlers on one Watermill router.
@@ -46,6 +52,7 @@ type Bus struct {
 	wmLogger  watermill.LoggerAdapter
 	adapter   adapter
 	publisher message.Publisher
+	tracer    trace.Tracer
 	router    *message.Router
 	handlers  []Handler
 	subs      []*drainingSubscriber
@@ -76,8 +83,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 		host, _ := os.Hostname()
 		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), watermill.NewShortUUID()[:8])
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = otel.GetTracerProvider()
+	}
 	logger := opts.Logger.With("component", "bus", "adapter", cfg.Adapter)
-	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger), observers: opts.Observers}
+	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger), observers: opts.Observers, tracer: opts.TracerProvider.Tracer(tracerName)}
 
 	a, err := newAdapter(ctx, cfg, opts.Instance, b.wmLogger)
 	if err != nil {
@@ -102,6 +112,7 @@ func (b *Bus) build(opts Options) error {
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
 	}
+	pub = tracingPublisher{pub, b.tracer, messagingSystem(b.cfg.Adapter)}
 	if observers := publishObservers(opts.Observers); len(observers) > 0 {
 		pub = observingPublisher{pub, observers}
 	}
@@ -124,12 +135,7 @@ func (b *Bus) build(opts Options) error {
 	}
 	b.poison, err = middleware.PoisonQueueWithFilter(
 		poisonPublisher{b.publisher, poisoned, b.logger}, b.cfg.PoisonTopic,
-		// A handler cut short by shutdown is redelivered, not poisoned
-		// (watermill #636).
-		func(err error) bool {
-			var fromPoisonHandler poisonHandlerError
-			return !errors.Is(err, context.Canceled) && !errors.As(err, &fromPoisonHandler)
-		},
+		poisonable,
 	)
 	if err != nil {
 		return err
@@ -142,9 +148,7 @@ func (b *Bus) build(opts Options) error {
 		// The per-handler timeout replaces the message context; each
 		// attempt must start from the original one (watermill #467).
 		ResetContextOnRetry: true,
-		ShouldRetry: func(p middleware.RetryParams) bool {
-			return !IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
-		},
+		ShouldRetry:         func(p middleware.RetryParams) bool { return retryable(p.Err) },
 	}.Middleware
 	b.metrics, err = newHandlerMetrics(reg)
 	if err != nil {
@@ -170,6 +174,9 @@ func (b *Bus) middleware(h Handler) []message.HandlerMiddleware {
 		// Transient errors are retried with exponential backoff; permanent
 		// ones and shutdown stop the retries.
 		b.retry,
+		// A span per run, child of the publish span whose context the
+		// message carries, with what follows a failure as an event.
+		b.traceAttempt(h),
 		// Counts the run and logs each failure with the event's ids.
 		attempt(b.logger),
 		// Duration and success of each run.
@@ -179,6 +186,21 @@ func (b *Bus) middleware(h Handler) []message.HandlerMiddleware {
 		middleware.Recoverer,
 		middleware.Timeout(timeout),
 	}
+}
+
+// retryable reports whether the retry middleware runs the handler again
+// after err: not after a permanent error, nor when shutdown cut it short.
+func retryable(err error) bool {
+	return !IsPermanent(err) && !errors.Is(err, context.Canceled)
+}
+
+// poisonable reports whether the poison queue middleware takes a message
+// whose handler gave up with err. A handler cut short by shutdown is
+// redelivered, not poisoned (watermill #636), and a poison handler's failure
+// is redelivered so that nothing on the poison topic is lost.
+func poisonable(err error) bool {
+	var fromPoisonHandler poisonHandlerError
+	return !errors.Is(err, context.Canceled) && !errors.As(err, &fromPoisonHandler)
 }
 
 // topicLabel is the topic published to, or else the topic being handled.

@@ -6,16 +6,22 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NewLogHandler wraps h so that records logged with a context (InfoContext,
 // ...) inside an event handler carry the event id, correlation id and
-// handler name, and records logged during a request carry its correlation id.
+// handler name, records logged during a request carry its correlation id,
+// and both carry the trace and span ids of the span ctx holds, when there
+// is one (the request's, the handler attempt's).
 func NewLogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
 
 type logHandler struct{ slog.Handler }
 
 func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
 	if e, ok := EnvelopeFrom(ctx); ok {
 		r.AddAttrs(slog.String("event_id", e.EventID), slog.String("correlation_id", e.CorrelationID))
 		if name := message.HandlerNameFromCtx(ctx); name != "" {

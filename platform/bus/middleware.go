@@ -86,7 +86,7 @@ func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
 		md := msg.Metadata
 		p.poisoned.WithLabelValues(md.Get(middleware.PoisonedTopicKey), md.Get(middleware.PoisonedHandlerKey)).Inc()
-		p.logger.Error("Message sent to poison topic",
+		p.logger.ErrorContext(msg.Context(), "Message sent to poison topic",
 			"event_id", md.Get(MetaEventID),
 			"correlation_id", md.Get(MetaCorrelationID),
 			"topic", md.Get(middleware.PoisonedTopicKey),

@@ -50,6 +50,10 @@ func NewMessage[T any](ctx context.Context, topic Topic[T], aggregateID string, 
 	}
 	msg := message.NewMessage(env.EventID, body)
 	env.setOn(msg)
+	// The publishing span (the request's, the handler attempt's) is the
+	// parent of the spans that carry the message on; publishers that make
+	// spans of their own (the outbox, the bus) write theirs over it.
+	InjectTrace(ctx, msg.Metadata)
 	// The message context carries the handler name (when publishing from a
 	// handler) and the topic to the metrics publisher decorator.
 	msg.SetContext(context.WithValue(ctx, publishTopicKey{}, topic.Name()))

@@ -57,6 +57,13 @@ var envelopeHeaders = map[string]header{
 // replayFor is the one metadata key only some events carry.
 var replayFor = header{"Only on an event replayed from the poison store: the one handler to run it; the topic's other handlers ack it unrun.", ""}
 
+// traceHeaders document the W3C trace context events carry when the
+// publisher was in a trace: optional, like replay_for.
+var traceHeaders = map[string]header{
+	bus.MetaTraceparent: {"W3C trace context (version-traceid-spanid-flags) of the span that published the event; the handler's span is its child. Absent when the publisher was not in a trace. See docs/observability.md.", ""},
+	bus.MetaTracestate:  {"W3C tracestate vendor entries, passed on with traceparent when the caller sent some.", ""},
+}
+
 // poisonHeaders documents what the poison queue adds to a message it takes.
 var poisonHeaders = map[string]header{
 	middleware.ReasonForPoisonedKey:  {"The handler's last error.", ""},
@@ -71,7 +78,7 @@ var poisonHeaders = map[string]header{
 // the topic fixes (type, aggregate type, version, source) are constants.
 func headersSchema(t bus.TopicInfo) map[string]any {
 	zero, fixed := bus.Envelope{}.Metadata(), t.Envelope().Metadata()
-	props := map[string]any{bus.MetaReplayFor: stringSchema(replayFor, "")}
+	props := optionalHeaders()
 	for key, v := range zero {
 		var constant string
 		if fixed[key] != v {
@@ -86,7 +93,7 @@ func headersSchema(t bus.TopicInfo) map[string]any {
 // the poison queue's keys, and the original event's envelope when it had
 // one.
 func poisonHeadersSchema() map[string]any {
-	props := map[string]any{bus.MetaReplayFor: stringSchema(replayFor, "")}
+	props := optionalHeaders()
 	for key, h := range envelopeHeaders {
 		props[key] = stringSchema(h, "")
 	}
@@ -94,6 +101,15 @@ func poisonHeadersSchema() map[string]any {
 		props[key] = stringSchema(h, "")
 	}
 	return objectSchema(props, slices.Sorted(maps.Keys(poisonHeaders)))
+}
+
+// optionalHeaders are the properties of the keys only some messages carry.
+func optionalHeaders() map[string]any {
+	props := map[string]any{bus.MetaReplayFor: stringSchema(replayFor, "")}
+	for key, h := range traceHeaders {
+		props[key] = stringSchema(h, "")
+	}
+	return props
 }
 
 // stringSchema is a metadata value: metadata values are strings.

@@ -26,10 +26,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/example/monolith/platform/config"
+	"github.com/example/monolith/platform/telemetry"
 )
 
 // Drivers, chosen by database.driver.
@@ -178,9 +183,19 @@ func (db *DB) Q(ctx context.Context) Querier {
 // join the transaction, which only the outermost InTx commits or rolls back,
 // so a use case called from inside another's transaction (an idempotent
 // event handler's, say) reads and writes in it.
-func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+//
+// Within a trace (ctx carries a span: a request's, a handler's), the
+// transaction is a span of its own, the parent of what runs in it; a
+// transaction outside one (start-up, a command) starts no trace.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
 	if tx, ok := ctx.Value(txKey{db}).(*Tx); ok {
 		return fn(ctx, tx)
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		var span trace.Span
+		ctx, span = otel.Tracer(tracerName).Start(ctx, "transaction", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(db.systemName()))
+		defer func() { telemetry.End(span, err) }()
 	}
 	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -195,6 +210,17 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) err
 		return fmt.Errorf("database: commit: %w", err)
 	}
 	return nil
+}
+
+// tracerName is the instrumentation scope of the transaction spans.
+const tracerName = "github.com/example/monolith/platform/db"
+
+// systemName is db.system.name of the semantic conventions.
+func (db *DB) systemName() attribute.KeyValue {
+	if db.Driver == DriverPostgres {
+		return semconv.DBSystemNamePostgreSQL
+	}
+	return semconv.DBSystemNameSQLite
 }
 
 // IsUniqueViolation reports whether err is a unique constraint violation,

@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/telemetry"
 )
 
 // Config is the http section of the configuration file.
@@ -135,6 +138,7 @@ func unmatchedAsJSON(mux *http.ServeMux) http.Handler {
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern != "" {
+			nameSpan(r, pattern)
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -177,8 +181,28 @@ func correlate(next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Correlation-ID", id)
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetAttributes(telemetry.CorrelationIDKey.String(id))
+		}
 		next.ServeHTTP(w, r.WithContext(bus.WithCorrelationID(r.Context(), id)))
 	})
+}
+
+// nameSpan names the request's server span, if it records, after the route
+// pattern it matched ("POST /api/identity/users") and sets http.route, as
+// otelhttp does by itself only when the request it passed on is the one
+// the mux matched; the middleware between them passes copies.
+func nameSpan(r *http.Request, pattern string) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		return
+	}
+	method, route, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, route = r.Method, pattern
+	}
+	span.SetName(method + " " + route)
+	span.SetAttributes(semconv.HTTPRoute(route))
 }
 
 func recoverer(logger *slog.Logger, next http.Handler) http.Handler {

@@ -24,10 +24,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/outbox/internal/store"
+	"github.com/example/monolith/platform/telemetry"
 )
 
 // Migrations creates processed_events, the record idempotent handlers keep;
@@ -86,8 +88,18 @@ func Publisher(tx *db.Tx) bus.Publisher { return txPublisher{tx} }
 type txPublisher struct{ tx *db.Tx }
 
 // Publish wraps msgs in forwarder envelopes naming their topic and inserts
-// them into the outbox table within the transaction.
-func (p txPublisher) Publish(destination string, msgs ...*message.Message) error {
+// them into the outbox table within the transaction, each in a span whose
+// context the row keeps for the relay.
+func (p txPublisher) Publish(destination string, msgs ...*message.Message) (err error) {
+	spans := make([]trace.Span, len(msgs))
+	for i, msg := range msgs {
+		spans[i] = startInsert(destination, p.tx.Driver, msg)
+	}
+	defer func() {
+		for _, span := range spans {
+			telemetry.End(span, err)
+		}
+	}()
 	schema, _ := schemaFor(p.tx.Driver, 1)
 	pub, err := sql.NewPublisher(sql.TxFromStdSQL(p.tx.Tx), sql.PublisherConfig{SchemaAdapter: schema}, watermill.NopLogger{})
 	if err != nil {

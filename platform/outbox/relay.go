@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
@@ -248,6 +249,7 @@ func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwa
 		}
 	}
 	msgs := make([]bus.TopicMessage, 0, len(rows))
+	spans := make([]trace.Span, 0, len(rows))
 	var unwrapErr error
 	for _, row := range rows {
 		topic, msg, err := unwrap(row.Msg)
@@ -257,7 +259,7 @@ func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwa
 			unwrapErr = fmt.Errorf("outbox row %d: %w", row.Offset, err)
 			break
 		}
-		msg.SetContext(ctx)
+		spans = append(spans, startForward(ctx, topic, row.Offset, msg))
 		msgs = append(msgs, bus.TopicMessage{Topic: topic, Message: msg})
 	}
 	if len(msgs) == 0 {
@@ -279,6 +281,7 @@ func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwa
 		nextRows, aheadErr = r.read(ctx, tx)
 	}
 	pub := <-published
+	endForwards(spans, pub.n, pub.err)
 	switch {
 	case pub.n == 0:
 		return len(rows), 0, nil, pub.err // the rollback undoes the ack
