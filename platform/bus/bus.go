@@ -99,7 +99,10 @@ func (b *Bus) build(opts Options) error {
 	if opts.WrapPublisher != nil {
 		pub = opts.WrapPublisher(pub)
 	}
-	b.publisher = pub
+	// Counts what reached the broker by topic, for publish rates.
+	if b.publisher, err = countPublished(reg, pub); err != nil {
+		return fmt.Errorf("bus metrics: %w", err)
+	}
 
 	poisoned := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "app", Subsystem: "bus", Name: "poisoned_messages_total",
