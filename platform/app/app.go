@@ -22,10 +22,12 @@ import (
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
 	"github.com/example/monolith/platform/poison"
+	"github.com/example/monolith/platform/stats"
 )
 
 // platform provides what contexts build on: configuration sections, logger,
-// metrics registry, database, bus, outbox and poison store.
+// metrics registry, database, bus, outbox and poison store; and the ops
+// stats.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Contexts, logger),
@@ -40,6 +42,7 @@ func platform(cfg Config, logger *slog.Logger) fx.Option {
 		bus.Module,
 		outbox.Module,
 		poison.Module,
+		stats.Module,
 		fx.NopLogger,
 	)
 }
@@ -148,6 +151,7 @@ type handlerParams struct {
 	DB       *db.DB
 	Bus      *bus.Bus
 	Registry *prometheus.Registry
+	Stats    *stats.Service
 	Logger   *slog.Logger
 }
 
@@ -157,7 +161,10 @@ func newHandlers(p handlerParams) (Handlers, error) {
 	if err != nil {
 		return Handlers{}, err
 	}
-	admin, err := httpx.NewAdminHandler(p.Routes, p.Registry, p.Admin.Token, p.Logger)
+	// The stats' metrics read the broker and the database on scrape, from
+	// a registry of their own (see stats.Service.Metrics).
+	metrics := prometheus.Gatherers{p.Registry, p.Stats.Metrics()}
+	admin, err := httpx.NewAdminHandler(p.Routes, metrics, p.Admin.Token, p.Logger)
 	if err != nil {
 		return Handlers{}, err
 	}
