@@ -124,6 +124,9 @@ func Routes(s *Service) []httpx.Route {
 
 func sortReport(r *Report) {
 	slices.SortFunc(r.Topics, func(a, b Topic) int { return cmp.Compare(a.Topic, b.Topic) })
+	for _, t := range r.Topics {
+		slices.Sort(t.Handlers)
+	}
 	slices.SortFunc(r.Handlers, func(a, b Handler) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Handler, b.Handler))
 	})
