@@ -61,7 +61,7 @@ func TestBadConfigurationStopsStartUpNamingTheKey(t *testing.T) {
 	dir := t.TempDir()
 	// Each command builds the graph with the contexts, so each must refuse
 	// a bad context section, not only serve.
-	every := []string{"serve", "migrate", "poison list", "catalog"}
+	every := []string{"serve", "migrate", "poison list", "catalog", "stats"}
 	tests := []struct {
 		name, yaml string
 		env        []string

@@ -5,6 +5,7 @@
 //	app [--config PATH] migrate   apply database migrations and exit
 //	app [--config PATH] poison    list, show, replay or purge poisoned messages; audit lists replays and purges
 //	app [--config PATH] catalog   print the topics, handlers and routes (--format table|markdown|json|mermaid|asyncapi)
+//	app [--config PATH] stats     print each handler's lag and pending events, the outbox backlog and the poison counts (--json; --admin URL: a running instance's report, with rates)
 package main
 
 import (
@@ -41,7 +42,7 @@ func run(args []string) error {
 	flags := flag.NewFlagSet("app", flag.ContinueOnError)
 	configPath := flags.String("config", os.Getenv("APP_CONFIG"), "configuration file (YAML); empty: defaults and APP_* variables")
 	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...|catalog ...]")
+		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...|catalog ...|stats ...]")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -64,6 +65,8 @@ func run(args []string) error {
 		return app.Poison(context.Background(), cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
 	case "catalog":
 		return app.PrintCatalog(cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
+	case "stats":
+		return app.Stats(context.Background(), cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
 	default:
 		flags.Usage()
 		return fmt.Errorf("unknown command %q", cmd)

@@ -24,12 +24,13 @@ import (
 	"github.com/example/monolith/platform/httpx"
 	"github.com/example/monolith/platform/outbox"
 	"github.com/example/monolith/platform/poison"
+	"github.com/example/monolith/platform/stats"
 	"github.com/example/monolith/platform/telemetry"
 )
 
 // platform provides what contexts build on: configuration sections, logger,
-// metrics registry, tracing, database, bus, outbox and poison store; and the
-// operators' console.
+// metrics registry, tracing, database, bus, outbox and poison store; the ops
+// stats and the operators' console.
 func platform(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg.HTTP, cfg.Admin, cfg.Database, cfg.Bus, cfg.Outbox, cfg.Telemetry, cfg.Contexts, logger),
@@ -48,6 +49,7 @@ func platform(cfg Config, logger *slog.Logger) fx.Option {
 		outbox.Module,
 		poison.Module,
 		console.Module,
+		stats.Module,
 		fx.NopLogger,
 	)
 }
@@ -156,6 +158,7 @@ type handlerParams struct {
 	DB       *db.DB
 	Bus      *bus.Bus
 	Registry *prometheus.Registry
+	Stats    *stats.Service
 	Logger   *slog.Logger
 }
 
@@ -170,7 +173,10 @@ func newHandlers(p handlerParams) (Handlers, error) {
 	public = otelhttp.NewHandler(public, "http.server", otelhttp.WithFilter(func(r *http.Request) bool {
 		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
 	}))
-	admin, err := httpx.NewAdminHandler(p.Routes, p.Registry, p.Admin.Token, p.Logger)
+	// The stats' metrics read the broker and the database on scrape, from
+	// a registry of their own (see stats.Service.Metrics).
+	metrics := prometheus.Gatherers{p.Registry, p.Stats.Metrics()}
+	admin, err := httpx.NewAdminHandler(p.Routes, metrics, p.Admin.Token, p.Logger)
 	if err != nil {
 		return Handlers{}, err
 	}

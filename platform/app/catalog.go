@@ -33,6 +33,7 @@ func Catalog(cfg Config, logger *slog.Logger, contexts ...fx.Option) (catalog.Ca
 		fx.Replace(
 			&db.DB{Driver: cfg.Database.Driver},
 			fx.Annotate(noBus{}, fx.As(new(bus.Publisher))),
+			&bus.Bus{}, // the ops stats' routes keep it
 		),
 		fx.Invoke(fx.Annotate(func(hs []bus.Handler, rs []httpx.Route) {
 			handlers, routes = hs, rs

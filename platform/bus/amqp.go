@@ -20,6 +20,9 @@ import (
 // consuming use separate connections so broker flow control on publishers
 // never stalls consumers.
 type amqpAdapter struct {
+	// inspecting is held while queue depths are read (amqpdepth.go).
+	inspecting sync.Mutex
+
 	cfg      AMQPConfig
 	instance string
 	logger   watermill.LoggerAdapter

@@ -119,7 +119,10 @@ func (b *Bus) build(opts Options) error {
 	if opts.WrapPublisher != nil {
 		pub = opts.WrapPublisher(pub)
 	}
-	b.publisher = pub
+	// Counts what reached the broker by topic, for publish rates.
+	if b.publisher, err = countPublished(reg, pub); err != nil {
+		return fmt.Errorf("bus metrics: %w", err)
+	}
 
 	poisoned := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "app", Subsystem: "bus", Name: "poisoned_messages_total",
@@ -339,12 +342,14 @@ func (b *Bus) Close() error {
 	var errs []error
 	if started {
 		errs = append(errs, b.router.Close(), <-b.runErr)
-	} else {
-		// The router never ran, so it would wait for handlers that never
-		// start; only the subscribers need closing.
-		for _, s := range b.subs {
-			errs = append(errs, s.Close())
-		}
+	}
+	// The router returns once its handlers stopped, and closes their
+	// subscribers on goroutines of its own; each Close here returns once
+	// that one finished (a Redis consumer still reading would otherwise
+	// take entries after Close returned). A router that never ran closes
+	// none of them.
+	for _, s := range b.subs {
+		errs = append(errs, s.Close())
 	}
 	errs = append(errs, b.adapter.close())
 	return errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -137,6 +138,7 @@ type lanes struct {
 	space   *sync.Cond // a message was handled
 	size    int
 	held    int // queued or in flight
+	busy    int // in flight: lanes a worker holds
 	seq     uint64
 	byKey   map[string]*lane
 	ready   laneHeap
@@ -148,11 +150,14 @@ type lane struct {
 	key  string
 	msgs []queued
 	busy bool
+	// since is when the message in flight was queued (while busy).
+	since time.Time
 }
 
 type queued struct {
 	seq uint64
 	msg *message.Message
+	at  time.Time // when it was queued, for depth's oldest message
 }
 
 func newLanes(size int) *lanes {
@@ -185,7 +190,7 @@ func (q *lanes) push(msg *message.Message) {
 		l = &lane{key: key}
 		q.byKey[key] = l
 	}
-	l.msgs = append(l.msgs, queued{q.seq, msg})
+	l.msgs = append(l.msgs, queued{q.seq, msg, time.Now()})
 	if !l.busy && len(l.msgs) == 1 {
 		heap.Push(&q.ready, l)
 		q.cond.Signal()
@@ -204,10 +209,11 @@ func (q *lanes) next() (l *lane, msg *message.Message, ok bool) {
 		return nil, nil, false
 	}
 	l = heap.Pop(&q.ready).(*lane)
-	msg = l.msgs[0].msg
+	msg, l.since = l.msgs[0].msg, l.msgs[0].at
 	l.msgs[0] = queued{}
 	l.msgs = l.msgs[1:]
 	l.busy = true
+	q.busy++
 	return l, msg, true
 }
 
@@ -216,6 +222,7 @@ func (q *lanes) done(l *lane) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.held--
+	q.busy--
 	q.space.Signal()
 	l.busy = false
 	if len(l.msgs) == 0 {
@@ -224,6 +231,23 @@ func (q *lanes) done(l *lane) {
 	}
 	heap.Push(&q.ready, l)
 	q.cond.Signal()
+}
+
+// depth is how many messages wait for a worker and how many are in flight,
+// and when the oldest of them was queued (zero when there are none).
+func (q *lanes) depth() (waiting, inflight int, oldest time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, l := range q.byKey {
+		at := l.since
+		if !l.busy {
+			at = l.msgs[0].at // a lane that is neither busy nor holds messages is deleted
+		}
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	return q.held - q.busy, q.busy, oldest
 }
 
 func (q *lanes) close() {

@@ -25,17 +25,18 @@ type goChannelAdapter struct {
 
 	mu     sync.RWMutex
 	topics map[string][]*lanes // replaced, never modified, so Publish reads it unlocked
+	queues map[string]*lanes   // by handler name, for depths
 	closed bool
 }
 
 func newGoChannel(cfg Config) *goChannelAdapter {
-	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, topics: map[string][]*lanes{}}
+	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, topics: map[string][]*lanes{}, queues: map[string]*lanes{}}
 }
 
 func (a *goChannelAdapter) publisher() message.Publisher { return a }
 
 func (a *goChannelAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
-	return goChannelSubscriber{a, h.concurrency}, false, nil
+	return goChannelSubscriber{a, h.concurrency, h.name}, false, nil
 }
 
 func (a *goChannelAdapter) check(context.Context) error { return nil }
@@ -72,7 +73,7 @@ func (a *goChannelAdapter) close() error {
 	return nil
 }
 
-func (a *goChannelAdapter) subscribe(ctx context.Context, topic string, n int) (<-chan *message.Message, error) {
+func (a *goChannelAdapter) subscribe(ctx context.Context, topic string, n int, handler string) (<-chan *message.Message, error) {
 	q := newLanes(a.queueSize)
 	a.mu.Lock()
 	if a.closed {
@@ -80,10 +81,14 @@ func (a *goChannelAdapter) subscribe(ctx context.Context, topic string, n int) (
 		return nil, errors.New("gochannel: subscribe after close")
 	}
 	a.topics[topic] = append(slices.Clip(a.topics[topic]), q)
+	a.queues[handler] = q
 	a.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		a.mu.Lock()
 		a.topics[topic] = slices.DeleteFunc(slices.Clone(a.topics[topic]), func(l *lanes) bool { return l == q })
+		if a.queues[handler] == q {
+			delete(a.queues, handler)
+		}
 		a.mu.Unlock()
 		q.stop()
 	})
@@ -92,12 +97,13 @@ func (a *goChannelAdapter) subscribe(ctx context.Context, topic string, n int) (
 
 // goChannelSubscriber subscribes a handler with n workers.
 type goChannelSubscriber struct {
-	a *goChannelAdapter
-	n int
+	a       *goChannelAdapter
+	n       int
+	handler string
 }
 
 func (s goChannelSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	return s.a.subscribe(ctx, topic, s.n)
+	return s.a.subscribe(ctx, topic, s.n, s.handler)
 }
 
 // Close does nothing: a subscription ends with its context, the queues with

@@ -9,6 +9,10 @@ import (
 	"github.com/example/monolith/platform/poison/internal/store"
 )
 
+// Migrations creates the poison store's tables; the application applies
+// them through Module, tests of other packages directly.
+var Migrations = store.Migrations
+
 // Module provides the *Store, its table, the handler that fills it and its
 // HTTP routes.
 var Module = fx.Module("poison",

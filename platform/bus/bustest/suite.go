@@ -73,6 +73,7 @@ func Run(t *testing.T, a Adapter) {
 		{"Reconnect", testReconnect},
 		{"GracefulClose", testGracefulClose},
 		{"Broadcast", testBroadcast},
+		{"Depths", testDepths},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

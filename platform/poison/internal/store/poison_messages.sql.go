@@ -28,6 +28,41 @@ func (q *Queries) CountPoisoned(ctx context.Context, arg CountPoisonedParams) (i
 	return count, err
 }
 
+const countPoisonedByHandler = `-- name: CountPoisonedByHandler :many
+SELECT topic, handler, COUNT(*) AS messages FROM poison_messages
+GROUP BY topic, handler
+ORDER BY topic, handler
+`
+
+type CountPoisonedByHandlerRow struct {
+	Topic    string
+	Handler  string
+	Messages int64
+}
+
+func (q *Queries) CountPoisonedByHandler(ctx context.Context) ([]CountPoisonedByHandlerRow, error) {
+	rows, err := q.db.QueryContext(ctx, countPoisonedByHandler)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountPoisonedByHandlerRow
+	for rows.Next() {
+		var i CountPoisonedByHandlerRow
+		if err := rows.Scan(&i.Topic, &i.Handler, &i.Messages); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deletePoisoned = `-- name: DeletePoisoned :execrows
 DELETE FROM poison_messages WHERE id = $1
 `

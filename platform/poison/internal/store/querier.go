@@ -10,6 +10,7 @@ import (
 
 type Querier interface {
 	CountPoisoned(ctx context.Context, arg CountPoisonedParams) (int64, error)
+	CountPoisonedByHandler(ctx context.Context) ([]CountPoisonedByHandlerRow, error)
 	DeletePoisoned(ctx context.Context, id string) (int64, error)
 	GetPoisoned(ctx context.Context, id string) (PoisonMessage, error)
 	ListAudit(ctx context.Context, maxRows int32) ([]PoisonAudit, error)

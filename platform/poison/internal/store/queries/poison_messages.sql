@@ -26,3 +26,8 @@ WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
 DELETE FROM poison_messages
 WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
   AND (CAST(sqlc.arg(handler) AS TEXT) = '' OR handler = sqlc.arg(handler));
+
+-- name: CountPoisonedByHandler :many
+SELECT topic, handler, COUNT(*) AS messages FROM poison_messages
+GROUP BY topic, handler
+ORDER BY topic, handler;
