@@ -229,10 +229,9 @@ func TestTLSConfigValidateNamesTheKey(t *testing.T) {
 }
 
 // startRedisTLS starts a redis-server that accepts only TLS connections
-// with a client certificate of files' CA, and returns its address. It
-// skips the test when the installed redis-server was built without TLS,
-// whatever REQUIRE_SERVICES says: no service is missing then, the binary
-// cannot do it.
+// with a client certificate of files' CA, and returns its address. A
+// redis-server built without TLS cannot serve the test: it skips, or fails
+// under REQUIRE_SERVICES=1.
 func startRedisTLS(t *testing.T, files testenv.TLSFiles) string {
 	t.Helper()
 	bin := testenv.RequireCommand(t, "redis-server")
@@ -274,7 +273,7 @@ func startRedisTLS(t *testing.T, files testenv.TLSFiles) string {
 			logs := readAll(logPath) + readAll(logPath+".out")
 			if withoutTLS(logs) {
 				version, _ := exec.Command(bin, "--version").Output()
-				t.Skipf("%s has no TLS support (built without BUILD_TLS=yes), so there is no TLS server to test against; skipped even with REQUIRE_SERVICES=1: %s",
+				testenv.Unavailable(t, "%s has no TLS support (built without BUILD_TLS=yes): %s",
 					strings.TrimSpace(string(version)), firstLine(logs, "tls"))
 			}
 			t.Fatalf("redis-server with TLS exited:\n%s", logs)

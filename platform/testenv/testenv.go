@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -68,11 +69,20 @@ func RequireCommand(t testing.TB, name string) string {
 	if err == nil {
 		return path
 	}
-	if required() {
-		t.Fatalf("%s is not installed (REQUIRE_SERVICES=1): %v", name, err)
-	}
-	t.Skipf("%s is not installed: %v (set REQUIRE_SERVICES=1 to fail instead)", name, err)
+	Unavailable(t, "%s is not installed: %v", name, err)
 	return ""
+}
+
+// Unavailable ends a test whose service cannot serve it (not running, or
+// without the feature the test needs): a skip with the reason, or a failure
+// when REQUIRE_SERVICES=1.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	reason := fmt.Sprintf(format, args...)
+	if required() {
+		t.Fatalf("%s (REQUIRE_SERVICES=1)", reason)
+	}
+	t.Skipf("%s (set REQUIRE_SERVICES=1 to fail instead)", reason)
 }
 
 // required reports whether unreachable services fail tests instead of skipping them.
@@ -85,10 +95,7 @@ func require(t testing.TB, name, addr string) {
 		_ = conn.Close()
 		return
 	}
-	if required() {
-		t.Fatalf("%s unreachable at %s (REQUIRE_SERVICES=1): %v", name, addr, err)
-	}
-	t.Skipf("%s unreachable at %s: %v (set REQUIRE_SERVICES=1 to fail instead)", name, addr, err)
+	Unavailable(t, "%s unreachable at %s: %v", name, addr, err)
 }
 
 func hostOf(rawURL string) string {
