@@ -179,31 +179,11 @@ func amqpTestBus(t *testing.T, topics []Topic[batchPayload], queueArgs amqp091.T
 	cfg := DefaultConfig()
 	cfg.Adapter, cfg.AMQP.URL = AdapterAMQP, url
 	cfg.AMQP.Exchange = "batch.test-" + strings.ToLower(watermill.NewShortUUID()[:8])
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
+	keys := make([]string, len(topics))
+	for i, topic := range topics {
+		keys[i] = topic.Name()
 	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := cfg.AMQP.Exchange
-	if err := ch.ExchangeDeclare(cfg.AMQP.Exchange, "topic", true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, queueArgs); err != nil {
-		t.Fatal(err)
-	}
-	for _, topic := range topics {
-		if err := ch.QueueBind(queue, topic.Name(), cfg.AMQP.Exchange, false, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_, _ = ch.QueueDelete(queue, false, false, false)
-		_ = ch.ExchangeDelete(cfg.AMQP.Exchange, false, false)
-	})
+	ch, queue := testenv.AMQPQueue(t, url, cfg.AMQP.Exchange, keys, queueArgs)
 	reg, rec := prometheus.NewRegistry(), &returnOrder{}
 	return newBatchBus(t, cfg, reg, rec), reg, rec, ch, queue
 }
