@@ -123,12 +123,7 @@ func setupBus(ctx context.Context, e *env, r row, rec *recorder) (*target, error
 	return &target{
 		publish: func(ctx context.Context, first, k int, sent int64) error {
 			b := buses[first%len(buses)] // publishers alternate between instances
-			for i := first; i < first+k; i++ {
-				if err := bus.Publish(ctx, b, topic, aggregateOf(i), newEvent(r.Payload, sent)); err != nil {
-					return err
-				}
-			}
-			return nil
+			return publishEvents(ctx, b, topic, r.Payload, first, k, sent)
 		},
 		perEvent: len(handlers),
 		open:     open,

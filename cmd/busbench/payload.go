@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"github.com/example/monolith/platform/bus"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +32,17 @@ func pad(size int) string {
 }
 
 func newEvent(size int, sent int64) event { return event{T: sent, Pad: pad(size)} }
+
+// publishEvents publishes events first to first+k-1 of size bytes through
+// p, as bus.Publish encodes them, stamped with sent.
+func publishEvents(ctx context.Context, p bus.Publisher, topic bus.Topic[event], size, first, k int, sent int64) error {
+	for i := first; i < first+k; i++ {
+		if err := bus.Publish(ctx, p, topic, aggregateOf(i), newEvent(size, sent)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // appendBody appends the JSON of newEvent(size, sent).
 func appendBody(buf []byte, size int, sent int64) []byte {

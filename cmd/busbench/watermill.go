@@ -158,16 +158,7 @@ func setupWatermill(ctx context.Context, e *env, r row, rec *recorder) (*target,
 	}
 	return &target{
 		publish: func(ctx context.Context, first, k int, sent int64) error {
-			for i := first; i < first+k; i++ {
-				msg, err := bus.NewMessage(ctx, topic, aggregateOf(i), newEvent(r.Payload, sent))
-				if err != nil {
-					return err
-				}
-				if err := pub.Publish(topic.Name(), msg); err != nil {
-					return err
-				}
-			}
-			return nil
+			return publishEvents(ctx, pub, topic, r.Payload, first, k, sent)
 		},
 		close: func() error {
 			cancel()
@@ -253,16 +244,7 @@ func setupRouter(ctx context.Context, e *env, r row, rec *recorder) (*target, er
 	}
 	return &target{
 		publish: func(ctx context.Context, first, k int, sent int64) error {
-			for i := first; i < first+k; i++ {
-				msg, err := bus.NewMessage(ctx, topic, aggregateOf(i), newEvent(r.Payload, sent))
-				if err != nil {
-					return err
-				}
-				if err := ch.Publish(topic.Name(), msg); err != nil {
-					return err
-				}
-			}
-			return nil
+			return publishEvents(ctx, ch, topic, r.Payload, first, k, sent)
 		},
 		close: func() error {
 			err := router.Close()

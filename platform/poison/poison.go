@@ -206,23 +206,30 @@ func (s *Store) Replay(ctx context.Context, by Actor, id string) error {
 func (s *Store) replay(ctx context.Context, id string) (Message, error) {
 	var m Message
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		q := store.New(s.db.Q(ctx))
-		r, err := q.GetPoisoned(ctx, id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+		r, err := s.take(ctx, id)
 		if err != nil {
 			return err
 		}
 		if m, err = toMessage(r); err != nil {
 			return err
 		}
-		if _, err := q.DeletePoisoned(ctx, id); err != nil {
-			return err
-		}
 		return outbox.Publisher(tx).Publish(m.Topic, replayMessage(m))
 	})
 	return m, err
+}
+
+// take deletes message id, in ctx's transaction, and returns it.
+func (s *Store) take(ctx context.Context, id string) (store.PoisonMessage, error) {
+	q := store.New(s.db.Q(ctx))
+	r, err := q.GetPoisoned(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, err
+	}
+	_, err = q.DeletePoisoned(ctx, id)
+	return r, err
 }
 
 // ReplayAll replays every message f selects (f.Limit is ignored), records
@@ -239,15 +246,8 @@ func (s *Store) ReplayAll(ctx context.Context, by Actor, f Filter) (int, error) 
 // Purge deletes one message and records that by did.
 func (s *Store) Purge(ctx context.Context, by Actor, id string) error {
 	return s.db.InTx(ctx, func(ctx context.Context, _ *db.Tx) error {
-		q := store.New(s.db.Q(ctx))
-		r, err := q.GetPoisoned(ctx, id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+		r, err := s.take(ctx, id)
 		if err != nil {
-			return err
-		}
-		if _, err := q.DeletePoisoned(ctx, id); err != nil {
 			return err
 		}
 		return s.record(ctx, by, ActionPurge, AuditEntry{MessageID: id, Topic: r.Topic, Handler: r.Handler, Messages: 1})
