@@ -119,10 +119,7 @@ func (b *Bus) build(opts Options) error {
 	if opts.WrapPublisher != nil {
 		pub = opts.WrapPublisher(pub)
 	}
-	// Counts what reached the broker by topic, for publish rates.
-	if b.publisher, err = countPublished(reg, pub); err != nil {
-		return fmt.Errorf("bus metrics: %w", err)
-	}
+	b.publisher = pub
 
 	poisoned := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "app", Subsystem: "bus", Name: "poisoned_messages_total",

@@ -77,8 +77,9 @@ type poisonPublisher struct {
 func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
 		// The handler's timeout has cancelled the message context by now;
-		// adapters that publish with it (Redis) would fail.
-		msg.SetContext(context.WithoutCancel(msg.Context()))
+		// adapters that publish with it (Redis) would fail. The topic is
+		// the metrics' label: the poison topic, not the one it failed on.
+		msg.SetContext(context.WithValue(context.WithoutCancel(msg.Context()), publishTopicKey{}, topic))
 	}
 	if err := p.Publisher.Publish(topic, msgs...); err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 // Metric families the rates come from, as the bus registers them.
 const (
 	handlerSeconds = "app_bus_handler_execution_time_seconds"
-	publishedTotal = "app_bus_published_messages_total"
+	publishSeconds = "app_bus_publish_time_seconds"
 )
 
 // sample is the counters rates are computed from, at one time.
@@ -40,9 +40,11 @@ func takeSample(g prometheus.Gatherer, at time.Time) (sample, error) {
 	}
 	for _, f := range families {
 		switch f.GetName() {
-		case publishedTotal:
+		case publishSeconds:
 			for _, m := range f.GetMetric() {
-				s.published[label(m, "topic")] += m.GetCounter().GetValue()
+				if label(m, "success") == "true" {
+					s.published[label(m, "topic")] += float64(m.GetHistogram().GetSampleCount())
+				}
 			}
 		case handlerSeconds:
 			for _, m := range f.GetMetric() {

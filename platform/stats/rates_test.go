@@ -32,10 +32,16 @@ func TestQuantileInterpolatesAsPrometheusDoes(t *testing.T) {
 func TestWindowRates(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: handlerSeconds, Buckets: []float64{0.01, 0.1, 1}}, []string{"handler_name", "success", "topic"})
-	published := prometheus.NewCounterVec(prometheus.CounterOpts{Name: publishedTotal}, []string{"topic"})
-	reg.MustRegister(seconds, published)
+	publishes := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: publishSeconds}, []string{"success", "topic"})
+	published := func(topic string, n int) {
+		for range n {
+			publishes.WithLabelValues("true", topic).Observe(0.001)
+		}
+	}
+	reg.MustRegister(seconds, publishes)
 	seconds.WithLabelValues("a.h", "true", "a.t.x").Observe(5) // before the window
-	published.WithLabelValues("a.t.x").Add(7)
+	published("a.t.x", 7)
+	publishes.WithLabelValues("false", "a.t.x").Observe(0.001) // failed: not published
 	t0 := time.Now()
 	from, err := takeSample(reg, t0)
 	if err != nil {
@@ -46,8 +52,8 @@ func TestWindowRates(t *testing.T) {
 	}
 	seconds.WithLabelValues("a.h", "false", "a.t.x").Observe(0.5)
 	seconds.WithLabelValues("a.h", "false", "a.t.x").Observe(0.5)
-	published.WithLabelValues("a.t.x").Add(20)
-	published.WithLabelValues("a.t.y").Add(4) // first published in the window
+	published("a.t.x", 20)
+	published("a.t.y", 4) // first published in the window
 	to, err := takeSample(reg, t0.Add(10*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ const rateNote = "rates, error rates and durations are this instance's; for the 
 type Topic struct {
 	Topic string `json:"topic"`
 	// PublishedPerSecond is how many events of the topic this instance
-	// published per second (app_bus_published_messages_total).
+	// published per second (app_bus_publish_time_seconds, success="true").
 	PublishedPerSecond *float64 `json:"published_per_second"`
 	// Waiting is the sum of its handlers' Waiting (each handler's queue
 	// holds its own copy of an event); null when none is known.

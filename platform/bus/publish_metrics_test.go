@@ -14,7 +14,8 @@ import (
 )
 
 // TestPublishedMessagesAreCountedByTopic checks that every message that
-// reached the adapter counts once under the topic it went to: events
+// reached the adapter counts once, in the publish histogram, under the
+// topic it went to: events
 // published directly, and a poisoned one under the poison topic.
 func TestPublishedMessagesAreCountedByTopic(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -56,14 +57,15 @@ func TestPublishedMessagesAreCountedByTopic(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got := published(t, reg, greeted.Name()); got != 3 {
-		t.Fatalf("app_bus_published_messages_total{topic=%q} = %v, want 3", greeted.Name(), got)
+		t.Fatalf("successful publishes to %q = %v, want 3", greeted.Name(), got)
 	}
 	if got := published(t, reg, cfg.PoisonTopic); got != 3 {
-		t.Fatalf("app_bus_published_messages_total{topic=%q} = %v, want 3", cfg.PoisonTopic, got)
+		t.Fatalf("successful publishes to %q = %v, want 3", cfg.PoisonTopic, got)
 	}
 }
 
-// published is app_bus_published_messages_total{topic}, read from reg.
+// published is how many publishes to topic succeeded: the count of
+// app_bus_publish_time_seconds{success="true",topic}, read from reg.
 func published(t *testing.T, reg *prometheus.Registry, topic string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -71,16 +73,20 @@ func published(t *testing.T, reg *prometheus.Registry, topic string) float64 {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "app_bus_published_messages_total" {
+		if mf.GetName() != "app_bus_publish_time_seconds" {
 			continue
 		}
+		var n float64
 		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "topic" && l.GetValue() == topic {
-					return m.GetCounter().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["topic"] == topic && labels["success"] == "true" {
+				n += float64(m.GetHistogram().GetSampleCount())
 			}
 		}
+		return n
 	}
 	return 0
 }
