@@ -12,7 +12,7 @@ const state = {
   config: { trace_url: '', token_required: false, poison_topic: '' },
   view: 'live',
   live: { source: null, paused: false, filter: {}, rows: 0, retry: null },
-  flow: { timer: null, stats: undefined }, // stats: undefined unknown, null absent
+  flow: { timer: null },
   dead: { timer: null, filter: {}, selected: null },
 };
 
@@ -26,7 +26,7 @@ let asking = null; // the token prompt being shown, shared by every caller
 
 // api calls the admin API with the token; on 401 it asks for the token and
 // tries again.
-async function api(method, path, { optional = false } = {}) {
+async function api(method, path) {
   for (;;) {
     const headers = { Accept: 'application/json' };
     if (state.token) headers.Authorization = 'Bearer ' + state.token;
@@ -36,7 +36,6 @@ async function api(method, path, { optional = false } = {}) {
       continue;
     }
     const body = await resp.json().catch(() => ({}));
-    if (optional && resp.status === 404) return null;
     if (!resp.ok) {
       const e = body.error || {};
       throw new APIError(resp.status, e.code || 'http_' + resp.status, e.message || resp.statusText);
@@ -253,16 +252,11 @@ async function refreshFlow() {
     return;
   }
   fillDatalists(flow);
-  // Lag: from the stats endpoint when this binary has one; once it
-  // answered 404, it is not asked again.
+  // Lag: the events waiting for each handler, from the ops stats.
   let lag = {};
-  if (state.flow.stats !== null) {
-    try {
-      const stats = await api('GET', '/api/ops/stats', { optional: true });
-      state.flow.stats = stats;
-      lag = stats ? lagByHandler(stats) : {};
-    } catch { lag = {}; }
-  }
+  try {
+    lag = lagByHandler(await api('GET', '/api/ops/stats'));
+  } catch { lag = {}; }
   $('#flow-window').textContent = flow.window_seconds ? Math.round(flow.window_seconds) + ' s' : 'minute (after a second sample)';
   drawFlow(flow, lag);
   const body = $('#flow-table tbody');
@@ -280,23 +274,12 @@ async function refreshFlow() {
 
 const rate = (v) => (v == null ? '—' : v.toFixed(v >= 10 ? 0 : 2));
 
-// lagByHandler reads per-handler lag from /api/ops/stats, in whichever of
-// the likely shapes it comes: {handlers: [{name|handler, lag...}]} or
-// {handlers: {name: {lag...}}}.
+// lagByHandler reads each handler's lag, the events waiting for it, from
+// GET /api/ops/stats ({handlers: [{handler, waiting}]}).
 function lagByHandler(stats) {
   const out = {};
-  const pick = (s) => {
-    if (s == null || typeof s !== 'object') return s;
-    for (const k of ['lag', 'lag_seconds', 'lag_messages', 'depth', 'pending']) {
-      if (s[k] != null) return k === 'lag_seconds' ? s[k] + ' s' : s[k];
-    }
-    return undefined;
-  };
-  const hs = stats.handlers;
-  if (Array.isArray(hs)) {
-    for (const h of hs) { const v = pick(h); if (v !== undefined) out[h.name || h.handler] = String(v); }
-  } else if (hs && typeof hs === 'object') {
-    for (const [name, h] of Object.entries(hs)) { const v = pick(h); if (v !== undefined) out[name] = String(v); }
+  for (const h of stats.handlers || []) {
+    if (h.waiting != null) out[h.handler] = String(h.waiting);
   }
   return out;
 }
