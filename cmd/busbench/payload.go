@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"github.com/example/monolith/platform/bus"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/example/monolith/platform/bus"
 )
 
 // event is every row's payload: the publish time, then padding up to the

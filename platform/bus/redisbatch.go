@@ -37,7 +37,7 @@ func (s redisBatch) send(ctx context.Context, msgs []TopicMessage) ([]func() err
 		cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: m.Topic, Values: values, MaxLen: s.maxLen, Approx: true}))
 	}
 	if len(cmds) > 0 {
-		_, _ = pipe.Exec(ctx) // each command carries its own error
+		execPipeline(ctx, pipe)
 	}
 	waits := make([]func() error, len(cmds))
 	var firstErr error

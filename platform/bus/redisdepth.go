@@ -40,7 +40,7 @@ func (a *redisStreamAdapter) depths(ctx context.Context, qs []depthQuery) ([]Han
 		}
 		pending[i] = pipe.XPending(ctx, q.h.topic, a.cfg.GroupPrefix+q.h.name)
 	}
-	_, _ = pipe.Exec(ctx) // each command's error is checked below
+	execPipeline(ctx, pipe)
 	now, err := clock.Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis: read consumer groups: %w", err)
@@ -85,7 +85,7 @@ func (a *redisStreamAdapter) depths(ctx context.Context, qs []depthQuery) ([]Han
 		}
 	}
 	if second.Len() > 0 {
-		_, _ = second.Exec(ctx)
+		execPipeline(ctx, second)
 	}
 	for i := range qs {
 		if unread[i] != nil {

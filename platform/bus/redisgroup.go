@@ -250,7 +250,7 @@ func (c *groupConsumer) fetch(ctx context.Context) error {
 		args.Streams, args.Block = []string{c.stream, ">"}, cfg.BlockTime
 		read = pipe.XReadGroup(ctx, args)
 	}
-	_, _ = pipe.Exec(ctx) // each command's error is checked below
+	execPipeline(ctx, pipe)
 	if ack != nil {
 		if err := ack.Err(); err != nil {
 			return fmt.Errorf("redis: xack %s: %w", c.stream, err)
