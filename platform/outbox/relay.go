@@ -43,7 +43,8 @@ const maxRetryInterval = 5 * time.Second
 // confirms awaited together, Redis XADDs in pipelines) and advances the
 // offset past the events the broker confirmed, and no further. While the
 // broker confirms, the transaction reads the next batch, which the next
-// transaction publishes if the whole batch was confirmed.
+// transaction publishes if the whole batch was confirmed. On SQLite no
+// transaction is open while the batch is published (forwardAlone).
 //
 // If the broker rejects an event or the connection drops mid-batch, the
 // unconfirmed tail stays in the outbox and is forwarded again after a
@@ -222,6 +223,10 @@ type readAhead struct {
 // confirmed and the offset is still where this one leaves it. It returns
 // how many events it read and forwarded, and the batch read ahead.
 func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwarded int, next *readAhead, err error) {
+	if r.db.Driver == db.DriverSQLite {
+		read, forwarded, err := r.forwardAlone(ctx)
+		return read, forwarded, nil, err
+	}
 	tx, err := r.db.BeginTx(ctx, &stdsql.TxOptions{Isolation: r.schema.SubscribeIsolationLevel()})
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("begin: %w", err)
@@ -248,20 +253,7 @@ func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwa
 			return 0, 0, nil, err
 		}
 	}
-	msgs := make([]bus.TopicMessage, 0, len(rows))
-	spans := make([]trace.Span, 0, len(rows))
-	var unwrapErr error
-	for _, row := range rows {
-		topic, msg, err := unwrap(row.Msg)
-		if err != nil {
-			// Forwarded up to it; it then holds back the events behind it,
-			// as a failed publish does, so nothing overtakes it.
-			unwrapErr = fmt.Errorf("outbox row %d: %w", row.Offset, err)
-			break
-		}
-		spans = append(spans, startForward(ctx, topic, row.Offset, msg))
-		msgs = append(msgs, bus.TopicMessage{Topic: topic, Message: msg})
-	}
+	msgs, spans, unwrapErr := unwrapRows(ctx, rows)
 	if len(msgs) == 0 {
 		return len(rows), 0, nil, unwrapErr
 	}
@@ -306,6 +298,70 @@ func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwa
 		pub.err = unwrapErr
 	}
 	return len(rows), pub.n, next, pub.err
+}
+
+// forwardAlone forwards one batch on SQLite. There the relay is the only
+// one (one process owns the file), and a transaction held across the
+// publish, as forwardBatch's, would hold the process's one connection while
+// the bus waits: on gochannel a publish waits for room in a handler's
+// queue, and those handlers wait for the connection. So it reads the batch,
+// publishes it with no transaction open, then advances the offset past the
+// events the bus confirmed. A crash between the two forwards them again.
+func (r *Relay) forwardAlone(ctx context.Context) (read, forwarded int, err error) {
+	var rows []sql.Row
+	err = r.inTx(ctx, func(tx *stdsql.Tx) error {
+		rows, err = r.read(ctx, tx)
+		return err
+	})
+	if err != nil || len(rows) == 0 {
+		return 0, 0, err
+	}
+	msgs, spans, unwrapErr := unwrapRows(ctx, rows)
+	if len(msgs) == 0 {
+		return len(rows), 0, unwrapErr
+	}
+	n, pubErr := publishBatch(ctx, r.out, msgs)
+	endForwards(spans, n, pubErr)
+	if n == 0 {
+		return len(rows), 0, pubErr
+	}
+	if err := r.inTx(ctx, func(tx *stdsql.Tx) error { return r.ack(ctx, tx, rows[:n]) }); err != nil {
+		return len(rows), 0, errors.Join(pubErr, err)
+	}
+	return len(rows), n, errors.Join(pubErr, unwrapErr)
+}
+
+// inTx runs fn in a transaction of the schema adapter's isolation level.
+func (r *Relay) inTx(ctx context.Context, fn func(*stdsql.Tx) error) error {
+	tx, err := r.db.BeginTx(ctx, &stdsql.TxOptions{Isolation: r.schema.SubscribeIsolationLevel()})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit offset: %w", err)
+	}
+	return nil
+}
+
+// unwrapRows turns rows into the messages to publish, each with its forward
+// span, up to the first row that does not unwrap: it then holds back the
+// events behind it, as a failed publish does, so nothing overtakes it.
+func unwrapRows(ctx context.Context, rows []sql.Row) ([]bus.TopicMessage, []trace.Span, error) {
+	msgs := make([]bus.TopicMessage, 0, len(rows))
+	spans := make([]trace.Span, 0, len(rows))
+	for _, row := range rows {
+		topic, msg, err := unwrap(row.Msg)
+		if err != nil {
+			return msgs, spans, fmt.Errorf("outbox row %d: %w", row.Offset, err)
+		}
+		spans = append(spans, startForward(ctx, topic, row.Offset, msg))
+		msgs = append(msgs, bus.TopicMessage{Topic: topic, Message: msg})
+	}
+	return msgs, spans, nil
 }
 
 // ack advances the offset past rows.

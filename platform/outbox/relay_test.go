@@ -526,3 +526,43 @@ func offsetAcked(t *testing.T, d *db.DB) int64 {
 	}
 	return n.Int64
 }
+
+// On SQLite the process has one connection, which its handlers need. A
+// relay that held it while the bus waited for room in a handler's queue
+// (gochannel, once the queue is full) waited on handlers waiting on it: a
+// burst larger than the queue stopped every handler and every request.
+func TestRelayOnSQLiteNeverHoldsTheConnectionWhileThePublishWaits(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t, db.DriverSQLite, outbox.Migrations)
+	if _, err := d.ExecContext(ctx, `CREATE TABLE effects (event_id TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	const events = 400
+	var handled atomic.Int32
+	h := outbox.NewHandler(d, "shop.record-order", placed, func(ctx context.Context, e bus.Event[order]) error {
+		if _, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO effects (event_id) VALUES ($1)`, e.EventID); err != nil {
+			return err
+		}
+		handled.Add(1)
+		return nil
+	})
+	cfg := bus.DefaultConfig()
+	cfg.GoChannel.QueueSize = 4 // far fewer than a batch: the relay's publish waits for the handler
+	b := brokerBus(t, cfg)
+	if err := b.Register(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := relayTo(t, d, b, 100)
+	publishMixed(t, d, []bus.Topic[order]{placed}, events)
+	start()
+	deadline := time.Now().Add(30 * time.Second)
+	for handled.Load() < events {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events handled after 30s: the relay and the handler wait on each other", handled.Load(), events)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
