@@ -97,8 +97,9 @@ type RedisConfig struct {
 	MaxIdleTime time.Duration `yaml:"max_idle_time"`
 	// BlockTime is how long one read waits for new entries.
 	BlockTime time.Duration `yaml:"block_time"`
-	// ReadCount is how many entries each consumer of a handler's group
-	// reads per round trip (XREADGROUP COUNT); their XACKs go out together.
+	// ReadCount is how many entries a handler's consumers in one instance
+	// read ahead, split evenly between them: each reads read_count/n (at
+	// least 1) per round trip (XREADGROUP COUNT); their XACKs go out together.
 	ReadCount int `yaml:"read_count"`
 	// TLS, when enabled, connects to Redis with TLS.
 	TLS TLSConfig `yaml:"tls"`

@@ -26,7 +26,7 @@ import (
 // stay what watermill-redisstream's publisher writes and its unmarshaller
 // reads (safeRedisMarshaller).
 //
-// Each consumer reads up to read_count entries per XREADGROUP and hands them
+// Each consumer reads up to read_count/n entries per XREADGROUP and hands them
 // on one at a time, in stream order, waiting for each message's ack or nack
 // before the next (a nack sends a copy again at once). The ids of acked
 // messages are XACKed in one command pipelined with the next read, or alone
@@ -81,6 +81,10 @@ const (
 // newRedisGroupSubscriber reads group with one consumer per name; it closes
 // client on Close.
 func newRedisGroupSubscriber(client *redis.Client, group string, consumers []string, cfg RedisConfig, logger watermill.LoggerAdapter) *redisGroupSubscriber {
+	// read_count is the handler's read-ahead in this instance, as an AMQP
+	// prefetch is: one consumer's batch waits behind its slow handler
+	// while other consumers could take it.
+	cfg.ReadCount = max(1, cfg.ReadCount/max(len(consumers), 1))
 	return &redisGroupSubscriber{client: client, group: group, consumers: consumers, cfg: cfg, logger: logger, closing: make(chan struct{})}
 }
 

@@ -320,3 +320,33 @@ func TestRedisConsumerNames(t *testing.T) {
 		t.Fatalf("redisConsumerNames with concurrency unset = %s", got)
 	}
 }
+
+// read_count is the handler's read-ahead, split between its consumers: a
+// consumer whose handler is busy holds no more than its share, and the
+// other consumers take the rest.
+func TestRedisGroupSplitsReadCountBetweenConsumers(t *testing.T) {
+	f := newGroupFixture(t)
+	cfg := f.config()
+	cfg.ReadCount = 8
+	_, msgs := f.subscribe(cfg, nil, "c1", "c2", "c3", "c4")
+	f.add(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	// Nothing is acked: each consumer holds the batch it read.
+	held := map[string]bool{}
+	until(t, "every consumer received a message", func() bool {
+		select {
+		case msg := <-msgs:
+			held[string(msg.Payload)] = true
+		default:
+		}
+		return len(held) == 4
+	})
+	perConsumer := map[string]int{}
+	for _, p := range f.pending() {
+		perConsumer[p.Consumer]++
+	}
+	for consumer, n := range perConsumer {
+		if n > 2 {
+			t.Errorf("consumer %s read %d entries ahead, want at most 8/4 = 2 (pending: %v)", consumer, n, perConsumer)
+		}
+	}
+}
