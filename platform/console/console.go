@@ -63,7 +63,7 @@ type Params struct {
 func Routes(p Params) []httpx.Route {
 	c := &console{
 		tail: p.Tail, admin: p.Admin, tickets: newTickets(p.Admin.Token),
-		sampler: &sampler{gatherer: p.Registry},
+		metrics: p.Registry,
 		catalog: sync.OnceValues(func() (catalog.Catalog, error) {
 			return catalog.New(bus.Topics(), p.Handlers, nil, p.Bus)
 		}),
@@ -85,7 +85,7 @@ type console struct {
 	tail    *Tail
 	admin   httpx.AdminConfig
 	tickets tickets
-	sampler *sampler
+	metrics prometheus.Gatherer
 	catalog func() (catalog.Catalog, error)
 }
 
@@ -172,11 +172,11 @@ func (c *console) flow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now()
-	cur, base, err := c.sampler.take(now)
+	cur, err := countsNow(c.metrics)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, newFlow(cat, now, cur, base))
+	httpx.WriteJSON(w, http.StatusOK, newFlow(cat, now, cur))
 	return nil
 }
 

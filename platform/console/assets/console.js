@@ -252,35 +252,38 @@ async function refreshFlow() {
     return;
   }
   fillDatalists(flow);
-  // Lag: the events waiting for each handler, from the ops stats.
-  let lag = {};
+  // Rates and lag come from the ops stats, the same figures `app stats` prints.
+  let stats = { handlers: [] };
   try {
-    lag = lagByHandler(await api('GET', '/api/ops/stats'));
-  } catch { lag = {}; }
-  $('#flow-window').textContent = flow.window_seconds ? Math.round(flow.window_seconds) + ' s' : 'minute (after a second sample)';
-  drawFlow(flow, lag);
+    stats = await api('GET', '/api/ops/stats');
+  } catch { /* the flow still draws, without rates or lag */ }
+  const live = statsByHandler(stats);
+  const win = stats.rates && stats.rates.window_seconds;
+  $('#flow-window').textContent = win ? Math.round(win) + ' s' : 'minute (after a second sample)';
+  drawFlow(flow, live);
   const body = $('#flow-table tbody');
-  body.replaceChildren(...flow.handlers.map((h) => el('tr', { 'data-handler': h.name },
-    el('td', { text: h.name + (h.broadcast ? ' (broadcast)' : '') }),
-    el('td', { text: h.topic }),
-    el('td', { text: h.concurrency }),
-    el('td', { class: 'rate', text: rate(h.rate) }),
-    el('td', { class: 'errors', text: rate(h.error_rate) }),
-    el('td', { text: h.succeeded }),
-    el('td', { text: h.failed }),
-    el('td', { text: h.poisoned }),
-    el('td', { class: 'lag', text: lag[h.name] ?? '—' }))));
+  body.replaceChildren(...flow.handlers.map((h) => {
+    const s = live[h.name] || {};
+    return el('tr', { 'data-handler': h.name },
+      el('td', { text: h.name + (h.broadcast ? ' (broadcast)' : '') }),
+      el('td', { text: h.topic }),
+      el('td', { text: h.concurrency }),
+      el('td', { class: 'rate', text: rate(s.runs_per_second) }),
+      el('td', { class: 'errors', text: rate(s.errors_per_second) }),
+      el('td', { text: h.succeeded }),
+      el('td', { text: h.failed }),
+      el('td', { text: h.poisoned }),
+      el('td', { class: 'lag', text: s.waiting ?? '—' }));
+  }));
 }
 
 const rate = (v) => (v == null ? '—' : v.toFixed(v >= 10 ? 0 : 2));
 
-// lagByHandler reads each handler's lag, the events waiting for it, from
-// GET /api/ops/stats ({handlers: [{handler, waiting}]}).
-function lagByHandler(stats) {
+// statsByHandler indexes the handlers of GET /api/ops/stats
+// ({handlers: [{handler, runs_per_second, errors_per_second, waiting}]}) by name.
+function statsByHandler(stats) {
   const out = {};
-  for (const h of stats.handlers || []) {
-    if (h.waiting != null) out[h.handler] = String(h.waiting);
-  }
+  for (const h of stats.handlers || []) out[h.handler] = h;
   return out;
 }
 
@@ -293,7 +296,7 @@ function svg(tag, attrs = {}, text) {
 }
 
 // drawFlow lays out three columns: publishing contexts, topics, handlers.
-function drawFlow(flow, lag) {
+function drawFlow(flow, live) {
   const map = $('#flow-map');
   const topics = flow.topics.map((t) => ({ name: t.name, context: t.context, consumers: t.consumers }));
   if (flow.poison_topic) topics.push({ name: flow.poison_topic, context: 'bus (poison)', consumers: flow.handlers.filter((h) => h.topic === flow.poison_topic).map((h) => h.name) });
@@ -339,10 +342,11 @@ function drawFlow(flow, lag) {
   }
   for (const h of handlers) {
     const y = handlerY.get(h.name);
-    const failing = (h.error_rate || 0) > 0;
+    const s = live[h.name] || {};
+    const failing = (s.errors_per_second || 0) > 0;
     nodes.push(svg('rect', { x: colX[2], y, width: colW[2], height: 34, rx: 5, class: 'handler' + (failing ? ' failing' : ''), 'data-handler': h.name }),
       svg('text', { x: colX[2] + 10, y: y + 15 }, h.name + (h.broadcast ? ' (broadcast)' : '')),
-      svg('text', { x: colX[2] + 10, y: y + 28, class: 'small' }, `${rate(h.rate)}/s · ${rate(h.error_rate)} err/s · ${h.poisoned} poisoned · lag ${lag[h.name] ?? '—'}`));
+      svg('text', { x: colX[2] + 10, y: y + 28, class: 'small' }, `${rate(s.runs_per_second)}/s · ${rate(s.errors_per_second)} err/s · ${h.poisoned} poisoned · lag ${s.waiting ?? '—'}`));
   }
   map.replaceChildren(...edges, ...nodes);
 }
