@@ -163,3 +163,53 @@ func cleanupBroker(b *testing.B, cfg Config, topic, handler string) {
 		_ = client.Del(context.Background(), topic).Err()
 	}
 }
+
+// BenchmarkPublishBatch publishes b.N events of one topic straight to the
+// broker from one goroutine, 100 at a time: with one PublishBatch call (pipelined: one
+// confirm wait on AMQP, one XADD pipeline on Redis) or a loop of Publish
+// (a round trip each), into a durable queue or a stream that nothing
+// consumes.
+func BenchmarkPublishBatch(b *testing.B) {
+	const perCall = 100
+	for _, name := range []string{AdapterAMQP, AdapterRedisStream} {
+		for _, mode := range []string{"batch", "loop"} {
+			b.Run(name+"-"+mode, func(b *testing.B) {
+				cfg := benchConfigs(b)[name]
+				topic := NewTopic[benchPayload](benchTopicName("batch"), 1)
+				if name == AdapterAMQP {
+					// A durable queue takes them, so each is persisted before its confirm.
+					cfg.AMQP.Exchange = "bench.batch-" + topic.Aggregate()
+					testenv.AMQPQueue(b, cfg.AMQP.URL, cfg.AMQP.Exchange, []string{topic.Name()}, nil)
+				}
+				bus, err := New(context.Background(), cfg, Options{Logger: quiet()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = bus.Close() }()
+				b.Cleanup(func() { cleanupBroker(b, cfg, topic.Name(), "") })
+				items := make([]Item[benchPayload], perCall)
+				for i := range items {
+					items[i] = Item[benchPayload]{AggregateID: "bench", Payload: benchPayload{ID: i, Email: "user@example.com", Name: "Bench User"}}
+				}
+				ctx := context.Background()
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < b.N; i += perCall { // b.N events
+					call := items[:min(perCall, b.N-i)]
+					if mode == "batch" {
+						if err := PublishBatch(ctx, bus, topic, call); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					for _, it := range call {
+						if err := Publish(ctx, bus, topic, it.AggregateID, it.Payload); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			})
+		}
+	}
+}

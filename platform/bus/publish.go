@@ -30,6 +30,48 @@ func Publish[T any](ctx context.Context, p Publisher, topic Topic[T], aggregateI
 	return nil
 }
 
+// Item is one event of a batch: the aggregate it is about and its payload.
+type Item[T any] struct {
+	AggregateID string
+	Payload     T
+}
+
+// PublishBatch sends items as events of topic, in order, in one call to p,
+// each with its own envelope as [Publish] gives it. Through
+// outbox.Publisher(tx) that is one INSERT in the caller's transaction, so
+// the batch commits or rolls back with it. Through the [*Bus] the events go
+// out pipelined ([Bus.PublishBatch]: one confirm wait on AMQP, XADD
+// pipelines on Redis); a broker failure there leaves the confirmed prefix
+// published, and the error says how many were. Any other p gets one
+// Publish call with every message.
+func PublishBatch[T any](ctx context.Context, p Publisher, topic Topic[T], items []Item[T]) error {
+	if len(items) == 0 {
+		return nil
+	}
+	msgs := make([]*message.Message, len(items))
+	for i, it := range items {
+		msg, err := NewMessage(ctx, topic, it.AggregateID, it.Payload)
+		if err != nil {
+			return fmt.Errorf("publish batch of %s: item %d: %w", topic.Name(), i, err)
+		}
+		msgs[i] = msg
+	}
+	if bp, ok := p.(BatchPublisher); ok {
+		batch := make([]TopicMessage, len(msgs))
+		for i, msg := range msgs {
+			batch[i] = TopicMessage{Topic: topic.Name(), Message: msg}
+		}
+		if n, err := bp.PublishBatch(ctx, batch); err != nil {
+			return fmt.Errorf("publish batch of %s: %d of %d events confirmed: %w", topic.Name(), n, len(msgs), err)
+		}
+		return nil
+	}
+	if err := p.Publish(topic.Name(), msgs...); err != nil {
+		return fmt.Errorf("publish batch of %s: %w", topic.Name(), err)
+	}
+	return nil
+}
+
 // NewMessage encodes payload and its envelope into a Watermill message, as
 // [Publish] does, for code that must hand messages to Watermill itself.
 func NewMessage[T any](ctx context.Context, topic Topic[T], aggregateID string, payload T) (*message.Message, error) {

@@ -221,3 +221,45 @@ func waitCount(got *atomic.Int64, n int) {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// BenchmarkPublishBatch commits b.N events into the outbox, 100 per transaction,
+// with one bus.PublishBatch call (one INSERT) or a loop of bus.Publish
+// (an INSERT each). events/s is what a use case that emits many events can
+// write.
+func BenchmarkPublishBatch(b *testing.B) {
+	const perTx = 100
+	for _, driver := range dbtest.Drivers {
+		for _, mode := range []string{"batch", "loop"} {
+			b.Run(driver+"-"+mode, func(b *testing.B) {
+				d := dbtest.Open(b, driver)
+				if _, err := outbox.NewRelay(d, counter{new(atomic.Int64)}, outbox.DefaultConfig(), quiet()); err != nil { // creates the tables
+					b.Fatal(err)
+				}
+				items := make([]bus.Item[order], perTx)
+				for i := range items {
+					items[i] = bus.Item[order]{AggregateID: fmt.Sprint(i % 10), Payload: order{Seq: i}}
+				}
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < b.N; i += perTx { // b.N events
+					call := items[:min(perTx, b.N-i)]
+					err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+						if mode == "batch" {
+							return bus.PublishBatch(ctx, outbox.Publisher(tx), placed, call)
+						}
+						for _, it := range call {
+							if err := bus.Publish(ctx, outbox.Publisher(tx), placed, it.AggregateID, it.Payload); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			})
+		}
+	}
+}

@@ -18,6 +18,7 @@ package outbox
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -87,9 +88,14 @@ func Publisher(tx *db.Tx) bus.Publisher { return txPublisher{tx} }
 
 type txPublisher struct{ tx *db.Tx }
 
+// insertChunk is how many events one INSERT carries: 3 parameters each stay
+// under SQLite's 32,766 and PostgreSQL's 65,535 per statement.
+const insertChunk = 1000
+
 // Publish wraps msgs in forwarder envelopes naming their topic and inserts
 // them into the outbox table within the transaction, each in a span whose
-// context the row keeps for the relay.
+// context the row keeps for the relay: one INSERT per insertChunk events, so
+// a batch ([bus.PublishBatch]) costs one statement, not one per event.
 func (p txPublisher) Publish(destination string, msgs ...*message.Message) (err error) {
 	spans := make([]trace.Span, len(msgs))
 	for i, msg := range msgs {
@@ -105,5 +111,11 @@ func (p txPublisher) Publish(destination string, msgs ...*message.Message) (err 
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: topic}).Publish(destination, msgs...)
+	fwd := forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: topic})
+	for chunk := range slices.Chunk(msgs, insertChunk) {
+		if err := fwd.Publish(destination, chunk...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

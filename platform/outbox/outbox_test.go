@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -192,5 +193,53 @@ func TestRelayStoppedMidStreamLosesNothing(t *testing.T) {
 			t.Fatalf("%d of 200 events forwarded across the restart", len(seen))
 		}
 		t.Logf("first relay %d, second %d (duplicates allowed)", len(first.seqs(t)), len(second.seqs(t)))
+	})
+}
+
+// A batch published into the outbox commits or rolls back with the
+// transaction as a whole, and the relay forwards it in item order, however
+// many INSERTs it took.
+func TestPublishBatchCommitsOrRollsBackWithTheTransaction(t *testing.T) {
+	dbtest.Each(t, []db.Migrations{outbox.Migrations}, func(t *testing.T, d *db.DB) {
+		out := &recorder{}
+		startRelay(t, d, out)
+		const n = 2500 // more than one INSERT's worth
+		batch := make([]bus.Item[order], n)
+		for i := range batch {
+			batch[i] = bus.Item[order]{AggregateID: fmt.Sprint(i % 7), Payload: order{Seq: i}}
+		}
+		publish := func(ctx context.Context, tx *db.Tx) error {
+			return bus.PublishBatch(ctx, outbox.Publisher(tx), placed, batch)
+		}
+		rollback := errors.New("the use case fails after publishing")
+		err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+			if err := publish(ctx, tx); err != nil {
+				return err
+			}
+			return rollback
+		})
+		if !errors.Is(err, rollback) {
+			t.Fatalf("InTx: %v", err)
+		}
+		if err := d.InTx(context.Background(), publish); err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		if err := d.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM watermill_outbox`).Scan(&rows); err != nil || rows != n {
+			t.Fatalf("%d rows in the outbox (%v), want the %d of the committed batch and none of the rolled back one", rows, err, n)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(out.seqs(t)) < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		seqs := out.seqs(t)
+		if len(seqs) != n {
+			t.Fatalf("%d events forwarded, want %d", len(seqs), n)
+		}
+		for i, seq := range seqs {
+			if seq != i {
+				t.Fatalf("forwarded position %d holds item %d", i, seq)
+			}
+		}
 	})
 }

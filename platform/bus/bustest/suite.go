@@ -66,6 +66,7 @@ func Run(t *testing.T, a Adapter) {
 		{"UndecodableAndPermanentArePoisonedAtOnce", testUndecodable},
 		{"HandlerTimeout", testTimeout},
 		{"Order", testOrder},
+		{"PublishBatch", testPublishBatch},
 		{"Concurrency", testConcurrency},
 		{"AggregateOrderUnderConcurrency", testAggregateOrder},
 		{"OrderedHandler", testOrderedHandler},

@@ -267,6 +267,45 @@ func testOrder(t *testing.T, s *suite) {
 	}
 }
 
+// testPublishBatch publishes one batch of events about a few aggregates:
+// each is handled once, with its own envelope, and in publish order where
+// the adapter orders events.
+func testPublishBatch(t *testing.T, s *suite) {
+	const n, aggregates = 200, 4
+	topic := s.topic("batched")
+	r := newRecorder()
+	bs := s.start(s.config(), nil, bus.NewHandler(s.handlerName("batch"), topic, r.handle))
+	batch := make([]bus.Item[Item], n)
+	for i := range batch {
+		batch[i] = bus.Item[Item]{AggregateID: fmt.Sprint("agg-", i%aggregates), Payload: Item{N: i}}
+	}
+	if err := bus.PublishBatch(context.Background(), bs, topic, batch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, fmt.Sprintf("%d events handled", n), func() bool { return len(r.ns()) == n })
+	ids := map[string]bool{}
+	next := map[string]int{} // per aggregate: the lowest item not handled yet
+	for i, e := range r.snapshot() {
+		if want := fmt.Sprint("agg-", e.Payload.N%aggregates); e.AggregateID != want || e.EventType != topic.Name() {
+			t.Fatalf("item %d handled with aggregate %q and type %q, want %q and %q", e.Payload.N, e.AggregateID, e.EventType, want, topic.Name())
+		}
+		if ids[e.EventID] {
+			continue // redelivered: the adapters deliver at least once
+		}
+		ids[e.EventID] = true
+		if s.a.Ordered && e.Payload.N != i {
+			t.Fatalf("item %d handled at position %d", e.Payload.N, i)
+		}
+		if s.a.AggregateOrder && e.Payload.N < next[e.AggregateID] {
+			t.Fatalf("item %d of %s handled after a later one", e.Payload.N, e.AggregateID)
+		}
+		next[e.AggregateID] = e.Payload.N
+	}
+	if len(ids) != n {
+		t.Fatalf("%d distinct event ids for %d items", len(ids), n)
+	}
+}
+
 func testDurability(t *testing.T, s *suite) {
 	if !s.a.Shared {
 		t.Skip("adapter keeps nothing once its consumers are gone")
