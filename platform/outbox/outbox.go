@@ -49,12 +49,18 @@ type Config struct {
 	// marks forwarded per transaction: at most what a crash mid-batch
 	// forwards again.
 	BatchSize int `yaml:"batch_size"`
+	// Retention is how long forwarded events stay in the outbox (the event
+	// history) and handlers' processed-events records stay, pruned hourly
+	// by the serving app; 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // DefaultConfig polls every 50ms and forwards up to 500 events per
 // transaction: enough in flight that a broker's confirm latency (an fsync
-// on RabbitMQ) is paid once for many events.
-func DefaultConfig() Config { return Config{PollInterval: 50 * time.Millisecond, BatchSize: 500} }
+// on RabbitMQ) is paid once for many events. It keeps 30 days of history.
+func DefaultConfig() Config {
+	return Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, Retention: 30 * 24 * time.Hour}
+}
 
 // Validate reports invalid keys by their path in the file.
 func (c Config) Validate() error {
@@ -64,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("outbox.batch_size: must be >= 1, got %d", c.BatchSize))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("outbox.retention: must be >= 0 (0 keeps everything), got %s", c.Retention))
 	}
 	return errors.Join(errs...)
 }

@@ -500,5 +500,14 @@ var Module = fx.Module("outbox",
 	}),
 )
 
-// Run makes the serving app build and start the relay.
-var Run = fx.Invoke(func(*Relay) {})
+// Run makes the serving app build and start the relay, and prune the
+// history every hour when outbox.retention is set.
+var Run = fx.Options(
+	fx.Invoke(func(*Relay) {}),
+	fx.Invoke(func(lc fx.Lifecycle, d *db.DB, cfg Config, logger *slog.Logger) {
+		if cfg.Retention > 0 {
+			p := &pruner{d: d, retention: cfg.Retention, logger: logger.With("component", "outbox")}
+			lc.Append(fx.Hook{OnStart: p.start, OnStop: p.close})
+		}
+	}),
+)

@@ -29,3 +29,26 @@ func (q *Queries) MarkProcessed(ctx context.Context, arg MarkProcessedParams) (i
 	}
 	return result.RowsAffected()
 }
+
+const pruneProcessed = `-- name: PruneProcessed :execrows
+DELETE FROM processed_events
+WHERE (handler, event_id) IN (
+    SELECT p.handler, p.event_id FROM processed_events p
+    WHERE p.processed_at < $1
+    LIMIT $2
+)
+`
+
+type PruneProcessedParams struct {
+	Before time.Time
+	Chunk  int32
+}
+
+// Forgets, a chunk at a time, the records older than the retention.
+func (q *Queries) PruneProcessed(ctx context.Context, arg PruneProcessedParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, pruneProcessed, arg.Before, arg.Chunk)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}

@@ -10,6 +10,8 @@ import (
 
 type Querier interface {
 	MarkProcessed(ctx context.Context, arg MarkProcessedParams) (int64, error)
+	// Forgets, a chunk at a time, the records older than the retention.
+	PruneProcessed(ctx context.Context, arg PruneProcessedParams) (int64, error)
 }
 
 var _ Querier = (*Queries)(nil)

@@ -1,0 +1,144 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/outbox/internal/store"
+)
+
+// pruneChunk bounds the rows one DELETE removes, so that pruning a large
+// history never holds its locks (on SQLite, the one connection) for long.
+const pruneChunk = 5000
+
+// pruneInterval is how often the serving app prunes.
+const pruneInterval = time.Hour
+
+// Pruned is what one Prune removed.
+type Pruned struct {
+	// Events is the outbox rows (events the relay forwarded) removed.
+	Events int64
+	// Processed is the processed-events records removed.
+	Processed int64
+}
+
+// Prune removes from d what is older than retention: the outbox's events
+// that the relay forwarded (an event it has not forwarded stays, however
+// old) and the processed-events records of idempotent handlers. An event
+// delivered again after its record was pruned would be applied again, so
+// retention must outlast any redelivery: days, not minutes.
+func Prune(ctx context.Context, d *db.DB, retention time.Duration) (Pruned, error) {
+	var p Pruned
+	if retention <= 0 {
+		return p, fmt.Errorf("outbox: prune: retention must be > 0, got %s", retention)
+	}
+	before := db.Now().Add(-retention)
+	for {
+		n, err := store.New(d).PruneProcessed(ctx, store.PruneProcessedParams{Before: before, Chunk: pruneChunk})
+		if err != nil {
+			return p, fmt.Errorf("outbox: prune processed events: %w", err)
+		}
+		if p.Processed += n; n < pruneChunk {
+			break
+		}
+	}
+	query, args, err := pruneEventsQuery(ctx, d, retention)
+	if err != nil || query == "" {
+		return p, err
+	}
+	for {
+		res, err := d.ExecContext(ctx, query, args...)
+		if err != nil {
+			return p, fmt.Errorf("outbox: prune forwarded events: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return p, fmt.Errorf("outbox: prune forwarded events: %w", err)
+		}
+		if p.Events += n; n < pruneChunk {
+			return p, nil
+		}
+	}
+}
+
+// pruneEventsQuery deletes up to pruneChunk forwarded events written more
+// than retention ago; "" when the relay has no tables yet. Forwarded is
+// the relay's order, as in backlogQuery: on PostgreSQL (transaction id,
+// offset) up to its last, on SQLite offsets up to its last.
+func pruneEventsQuery(ctx context.Context, d *db.DB, retention time.Duration) (string, []any, error) {
+	outbox, offsets, err := tablesExist(ctx, d)
+	if err != nil || !outbox || !offsets {
+		return "", nil, err // without the relay's offset, nothing was forwarded
+	}
+	table, offsetsTable := `"watermill_`+topic+`"`, `"watermill_offsets_`+topic+`"`
+	if d.Driver == db.DriverPostgres {
+		return `DELETE FROM ` + table + ` WHERE "offset" IN (
+			SELECT m."offset" FROM ` + table + ` m, ` + offsetsTable + ` r
+			WHERE r.consumer_group = $1
+				AND (m.transaction_id < r.last_processed_transaction_id
+					OR (m.transaction_id = r.last_processed_transaction_id AND m."offset" <= r.offset_acked))
+				AND m.created_at < LOCALTIMESTAMP - make_interval(secs => $2)
+			ORDER BY m."offset" LIMIT $3)`, []any{consumerGroup, retention.Seconds(), pruneChunk}, nil
+	}
+	// created_at is CURRENT_TIMESTAMP: UTC, to the second.
+	return `DELETE FROM ` + table + ` WHERE "offset" IN (
+		SELECT "offset" FROM ` + table + `
+		WHERE "offset" <= COALESCE((SELECT offset_acked FROM ` + offsetsTable + ` WHERE consumer_group = ?), 0)
+			AND created_at < datetime('now', ?)
+		ORDER BY "offset" LIMIT ?)`, []any{consumerGroup, fmt.Sprintf("-%d seconds", int64(retention.Seconds())), pruneChunk}, nil
+}
+
+// pruner runs Prune every pruneInterval, from start-up, while the app serves.
+type pruner struct {
+	d         *db.DB
+	retention time.Duration
+	logger    *slog.Logger
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func (p *pruner) start(context.Context) error {
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(pruneInterval)
+		defer tick.Stop()
+		for {
+			p.prune()
+			select {
+			case <-tick.C:
+			case <-p.stop:
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (p *pruner) prune() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	pruned, err := Prune(ctx, p.d, p.retention)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.logger.Error("Pruning the event history failed; retrying in an hour", "error", err)
+	case pruned.Events+pruned.Processed > 0:
+		p.logger.Info("Pruned the event history", "retention", p.retention, "events", pruned.Events, "processed_records", pruned.Processed)
+	}
+}
+
+func (p *pruner) close(context.Context) error {
+	close(p.stop)
+	<-p.done
+	return nil
+}
