@@ -5,6 +5,7 @@
 //	app [--config PATH] migrate   apply database migrations and exit
 //	app [--config PATH] poison    list, show, replay or purge poisoned messages; audit lists replays and purges
 //	app [--config PATH] catalog   print the topics, handlers and routes (--format table|markdown|json|mermaid|asyncapi)
+//	app [--config PATH] events    list or show the event history; replay it to one handler
 //	app [--config PATH] stats     print each handler's lag and pending events, the outbox backlog and the poison counts (--json; --admin URL: a running instance's report, with rates)
 package main
 
@@ -42,7 +43,7 @@ func run(args []string) error {
 	flags := flag.NewFlagSet("app", flag.ContinueOnError)
 	configPath := flags.String("config", os.Getenv("APP_CONFIG"), "configuration file (YAML); empty: defaults and APP_* variables")
 	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...|catalog ...|stats ...]")
+		fmt.Fprintln(flags.Output(), "usage: app [--config PATH] [serve|migrate|poison ...|events ...|catalog ...|stats ...]")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -63,6 +64,8 @@ func run(args []string) error {
 		return app.Migrate(cfg, logger, contexts...)
 	case "poison":
 		return app.Poison(context.Background(), cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
+	case "events":
+		return app.Events(context.Background(), cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
 	case "catalog":
 		return app.PrintCatalog(cfg, logger, flags.Args()[1:], os.Stdout, contexts...)
 	case "stats":

@@ -1,0 +1,94 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/example/monolith/internal/apptest"
+)
+
+// appEvents runs `app events args...` on configs/app.yaml with env and
+// returns its output and error.
+func appEvents(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(apptest.Binary, append([]string{"--config", "../configs/app.yaml", "events"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if exit, ok := errors.AsType[*exec.ExitError](err); ok {
+		out = append(out, exit.Stderr...)
+	}
+	t.Logf("$ app events %s\n%s", strings.Join(args, " "), out)
+	return string(out), err
+}
+
+// TestEventsHistoryAndReplay registers a user, finds its event in the
+// history with `app events list` and `show`, replays the history to
+// customer.create-profile while the app runs, and sees the replay in the
+// history and no second customer: the handler applies each event once.
+func TestEventsHistoryAndReplay(t *testing.T) {
+	env := []string{"APP_DATABASE_DSN=" + filepath.Join(t.TempDir(), "app.db")}
+	in := apptest.Start(t, "configs/app.yaml", env...)
+	user := in.Expect(t, http.StatusCreated, "POST", "/api/identity/users",
+		map[string]string{"email": "history-" + apptest.RandomID() + "@example.com", "name": "History", "password": "correct horse battery"})
+	userID := user.Str("id")
+	customers := func() int {
+		list, _ := in.Expect(t, http.StatusOK, "GET", "/api/customers?user_id="+userID, nil).Body["customers"].([]any)
+		return len(list)
+	}
+	apptest.Eventually(t, "the customer of the registered user", func() bool { return customers() == 1 })
+
+	out, err := appEvents(t, env, "list", "--topic", "identity.user.registered", "--aggregate", userID)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 || !strings.Contains(lines[1], userID) {
+		t.Fatalf("events list: %v, want a header and the registration", err)
+	}
+	eventID := strings.Fields(lines[1])[0]
+	out, err = appEvents(t, env, "show", eventID)
+	var shown struct {
+		ID, Topic, AggregateID string
+		Payload                map[string]any
+	}
+	if err != nil || json.Unmarshal([]byte(out), &shown) != nil || shown.ID != eventID || shown.Payload["user_id"] != userID {
+		t.Fatalf("events show: %v, %+v", err, shown)
+	}
+
+	out, err = appEvents(t, env, "replay", "--handler", "customer.create-profile", "--aggregate", userID)
+	if err != nil || !strings.Contains(out, "replayed 1 event(s) of identity.user.registered to customer.create-profile") {
+		t.Fatalf("events replay: %v", err)
+	}
+	apptest.Eventually(t, "the replay in the history", func() bool {
+		out, _ := appEvents(t, env, "list", "--aggregate", userID, "--topic", "identity.user.registered")
+		return strings.Count(out, "customer.create-profile") == 1
+	})
+	// The replay was forwarded and handled (or absorbed) by now or soon:
+	// the customer stays one.
+	apptest.Eventually(t, "the outbox forwarded the replay", func() bool {
+		r := in.Admin().Expect(t, http.StatusOK, "GET", "/api/ops/stats", nil)
+		outbox, _ := r.Body["outbox"].(map[string]any)
+		return outbox != nil && outbox["backlog"] == float64(0)
+	})
+	// ...and its handling did not fail: nothing was poisoned.
+	if r := in.Admin().Expect(t, http.StatusOK, "GET", "/api/ops/stats", nil); !strings.Contains(r.Raw, `"total": 0`) && !strings.Contains(r.Raw, `"total":0`) {
+		t.Fatalf("the replay was poisoned: %s", r.Raw)
+	}
+	if n := customers(); n != 1 {
+		t.Fatalf("%d customers after the replay, want 1", n)
+	}
+
+	for _, bad := range [][]string{
+		{"replay", "--handler", "no.such-handler"},
+		{"replay"},
+		{"list", "--since", "yesterday"},
+		{"show", "no-such-event"},
+	} {
+		if out, err := appEvents(t, env, bad...); err == nil || strings.TrimSpace(out) == "" {
+			t.Errorf("app events %s: succeeded or said nothing", strings.Join(bad, " "))
+		}
+	}
+}
