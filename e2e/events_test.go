@@ -81,6 +81,20 @@ func TestEventsHistoryAndReplay(t *testing.T) {
 		t.Fatalf("%d customers after the replay, want 1", n)
 	}
 
+	// The same history over HTTP, on the admin listener.
+	admin := in.Admin()
+	listed := admin.Expect(t, http.StatusOK, "GET", "/api/ops/events?topic=identity.user.registered&aggregate="+userID, nil)
+	if events, _ := listed.Body["events"].([]any); len(events) != 2 {
+		t.Fatalf("GET /api/ops/events: %d events, want the registration and its replay: %s", len(events), listed.Raw)
+	}
+	if e := admin.Expect(t, http.StatusOK, "GET", "/api/ops/events/"+eventID, nil); e.Str("aggregate_id") != userID || e.Str("replay_for") != "" {
+		t.Fatalf("GET /api/ops/events/%s: %s", eventID, e.Raw)
+	}
+	admin.Expect(t, http.StatusNotFound, "GET", "/api/ops/events/no-such-event", nil)
+	admin.Expect(t, http.StatusBadRequest, "GET", "/api/ops/events?since=yesterday", nil)
+	admin.Expect(t, http.StatusBadRequest, "GET", "/api/ops/events?user=1", nil)
+	in.Expect(t, http.StatusNotFound, "GET", "/api/ops/events", nil) // not on the public listener
+
 	for _, bad := range [][]string{
 		{"replay", "--handler", "no.such-handler"},
 		{"replay"},

@@ -68,7 +68,7 @@ func eventsCommand(ctx context.Context, d *db.DB, handlers []bus.Handler, args [
 	}
 	f := outbox.HistoryFilter{Topic: *topic, AggregateID: *aggregate, CorrelationID: *correlation, Limit: *limit}
 	if *since != "" {
-		t, err := parseSince(*since, time.Now())
+		t, err := outbox.ParseSince(*since, time.Now())
 		if err != nil {
 			return fmt.Errorf("events %s: --since: %w\n%s", args[0], err, eventsUsage)
 		}
@@ -132,16 +132,4 @@ func findHandler(handlers []bus.Handler, name string) (bus.Handler, bool) {
 		}
 	}
 	return bus.Handler{}, false
-}
-
-// parseSince reads an RFC 3339 time or a duration before now.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
-	}
-	return now.Add(-d), nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/httpx"
 )
 
 // consumerGroup names the relay's offset: every instance shares it, and the
@@ -486,10 +487,12 @@ func lockConflict(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
-// Module adds the processed-events table to the migrations and provides the
+// Module adds the processed-events table to the migrations, serves the
+// event history on the admin listener (HistoryRoutes) and provides the
 // *Relay, which starts after the bus and stops before it.
 var Module = fx.Module("outbox",
 	db.ProvideMigrations(Migrations),
+	fx.Provide(httpx.AsRoutes(HistoryRoutes)),
 	fx.Provide(func(lc fx.Lifecycle, d *db.DB, b *bus.Bus, cfg Config, logger *slog.Logger) (*Relay, error) {
 		r, err := NewRelay(d, b, cfg, logger)
 		if err != nil {
