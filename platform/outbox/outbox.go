@@ -50,8 +50,9 @@ type Config struct {
 	// forwards again.
 	BatchSize int `yaml:"batch_size"`
 	// Retention is how long forwarded events stay in the outbox (the event
-	// history) and handlers' processed-events records stay, pruned hourly
-	// by the serving app; 0 keeps them forever.
+	// history), handlers' processed-events records and what other packages
+	// prune (AsPruner: the poison store) stay, pruned hourly by the serving
+	// app; 0 keeps them forever.
 	Retention time.Duration `yaml:"retention"`
 }
 

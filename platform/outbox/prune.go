@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.uber.org/fx"
+
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/outbox/internal/store"
 )
@@ -16,6 +18,19 @@ const pruneChunk = 5000
 
 // pruneInterval is how often the serving app prunes.
 const pruneInterval = time.Hour
+
+// A Pruner removes from one store of the application's history what is
+// older than before, a chunk at a time, and returns how many rows it
+// removed. Packages that keep such a store contribute one with AsPruner;
+// the serving app runs them with Prune, on the same retention.
+type Pruner struct {
+	// What names the rows, for the log: "poisoned messages".
+	What  string
+	Prune func(ctx context.Context, before time.Time) (int64, error)
+}
+
+// AsPruner annotates a constructor of a Pruner for the outbox.pruners group.
+func AsPruner(f any) any { return fx.Annotate(f, fx.ResultTags(`group:"outbox.pruners"`)) }
 
 // Pruned is what one Prune removed.
 type Pruned struct {
@@ -37,7 +52,7 @@ func Prune(ctx context.Context, d *db.DB, retention time.Duration) (Pruned, erro
 	}
 	before := db.Now().Add(-retention)
 	for {
-		n, err := store.New(d).PruneProcessed(ctx, store.PruneProcessedParams{Before: before, Chunk: pruneChunk})
+		n, err := store.New(d.Q(ctx)).PruneProcessed(ctx, store.PruneProcessedParams{Before: before, Chunk: pruneChunk})
 		if err != nil {
 			return p, fmt.Errorf("outbox: prune processed events: %w", err)
 		}
@@ -91,10 +106,12 @@ func pruneEventsQuery(ctx context.Context, d *db.DB, retention time.Duration) (s
 		ORDER BY "offset" LIMIT ?)`, []any{consumerGroup, fmt.Sprintf("-%d seconds", int64(retention.Seconds())), pruneChunk}, nil
 }
 
-// pruner runs Prune every pruneInterval, from start-up, while the app serves.
+// pruner runs Prune and the contributed pruners every pruneInterval, from
+// start-up, while the app serves.
 type pruner struct {
 	d         *db.DB
 	retention time.Duration
+	others    []Pruner
 	logger    *slog.Logger
 	stop      chan struct{}
 	done      chan struct{}
@@ -128,12 +145,22 @@ func (p *pruner) prune() {
 		case <-ctx.Done():
 		}
 	}()
+	before := db.Now().Add(-p.retention)
 	pruned, err := Prune(ctx, p.d, p.retention)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		p.logger.Error("Pruning the event history failed; retrying in an hour", "error", err)
 	case pruned.Events+pruned.Processed > 0:
 		p.logger.Info("Pruned the event history", "retention", p.retention, "events", pruned.Events, "processed_records", pruned.Processed)
+	}
+	for _, o := range p.others {
+		n, err := o.Prune(ctx, before)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			p.logger.Error("Pruning failed; retrying in an hour", "what", o.What, "error", err)
+		case n > 0:
+			p.logger.Info("Pruned", "what", o.What, "retention", p.retention, "rows", n)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
+	"github.com/example/monolith/platform/outbox"
 	"github.com/example/monolith/platform/poison/internal/store"
 )
 
@@ -21,5 +22,6 @@ var Module = fx.Module("poison",
 		NewStore,
 		bus.AsHandlers(func(s *Store) []bus.Handler { return []bus.Handler{s.Handler()} }),
 		httpx.AsRoutes(Routes),
+		outbox.AsPruner(func(s *Store) outbox.Pruner { return outbox.Pruner{What: "poisoned messages", Prune: s.Prune} }),
 	),
 )

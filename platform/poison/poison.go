@@ -66,9 +66,10 @@ func (f Filter) selectsEverything() bool { return f.Topic == "" && f.Handler == 
 
 // Actor is who replays or purges, as the audit records it.
 type Actor struct {
-	// Who is the admin token's id (httpx.TokenID) or "local" (httpx.LocalOperator).
+	// Who is the admin token's id (httpx.TokenID), "local" (httpx.LocalOperator),
+	// or "app" for the serving app's pruning.
 	Who string
-	// Via is ViaHTTP or ViaCLI.
+	// Via is ViaHTTP, ViaCLI or ViaRetention.
 	Via string
 }
 
@@ -76,6 +77,8 @@ type Actor struct {
 const (
 	ViaHTTP = "http"
 	ViaCLI  = "cli"
+	// ViaRetention is the serving app's pruning (outbox.retention).
+	ViaRetention = "retention"
 )
 
 // Actions the audit records.
@@ -348,4 +351,27 @@ func toMessage(r store.PoisonMessage) (Message, error) {
 		return Message{}, fmt.Errorf("poisoned message %s: metadata: %w", r.ID, err)
 	}
 	return m, nil
+}
+
+// pruneChunk bounds the messages one DELETE of Prune removes.
+const pruneChunk = 5000
+
+// Prune removes the messages poisoned before before, a chunk at a time,
+// and records it in the audit as a purge by "app" via "retention". It
+// returns how many it removed.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	for {
+		k, err := store.New(s.db.Q(ctx)).PruneOldPoisoned(ctx, store.PruneOldPoisonedParams{Before: before, Chunk: pruneChunk})
+		if err != nil {
+			return n, fmt.Errorf("poison: prune: %w", err)
+		}
+		if n += k; k < pruneChunk {
+			break
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.record(ctx, Actor{Who: "app", Via: ViaRetention}, ActionPurge, AuditEntry{Messages: n})
 }

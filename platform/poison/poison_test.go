@@ -293,3 +293,37 @@ func TestHTTP(t *testing.T) {
 }
 
 func marshal(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// Prune removes the messages poisoned before the cut-off, keeps the others,
+// and leaves a purge in the audit, by "app" via retention.
+func TestPruneRemovesOldMessagesAndIsAudited(t *testing.T) {
+	dbtest.Each(t, []db.Migrations{store.Migrations}, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := poison.NewStore(d)
+		for _, id := range []string{"old", "new"} {
+			if err := s.Save(ctx, poisoned(id, "shop.order.placed", "billing.charge")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := d.ExecContext(ctx, `UPDATE poison_messages SET poisoned_at = $1 WHERE message_id = 'old'`, db.Now().Add(-40*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Prune(ctx, db.Now().Add(-30*24*time.Hour)); err != nil || n != 1 {
+			t.Fatalf("Prune = %d, %v; want the old message", n, err)
+		}
+		left, _ := s.List(ctx, poison.Filter{})
+		if len(left) != 1 || left[0].MessageID != "new" {
+			t.Fatalf("left %+v, want the new message", left)
+		}
+		audit, err := s.Audit(ctx, 10)
+		if err != nil || len(audit) != 1 || audit[0].Action != poison.ActionPurge || audit[0].Via != poison.ViaRetention || audit[0].Messages != 1 {
+			t.Fatalf("audit %+v, %v", audit, err)
+		}
+		if n, err := s.Prune(ctx, db.Now().Add(-30*24*time.Hour)); err != nil || n != 0 {
+			t.Fatalf("a second Prune = %d, %v", n, err)
+		}
+		if audit, _ := s.Audit(ctx, 10); len(audit) != 1 {
+			t.Fatalf("a prune that removed nothing was audited: %+v", audit)
+		}
+	})
+}

@@ -143,6 +143,29 @@ func (q *Queries) ListPoisoned(ctx context.Context, arg ListPoisonedParams) ([]P
 	return items, nil
 }
 
+const pruneOldPoisoned = `-- name: PruneOldPoisoned :execrows
+DELETE FROM poison_messages
+WHERE id IN (
+    SELECT p.id FROM poison_messages p
+    WHERE p.poisoned_at < $1
+    LIMIT $2
+)
+`
+
+type PruneOldPoisonedParams struct {
+	Before time.Time
+	Chunk  int32
+}
+
+// Removes, a chunk at a time, the messages poisoned before the retention.
+func (q *Queries) PruneOldPoisoned(ctx context.Context, arg PruneOldPoisonedParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, pruneOldPoisoned, arg.Before, arg.Chunk)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const purgePoisoned = `-- name: PurgePoisoned :execrows
 DELETE FROM poison_messages
 WHERE (CAST($1 AS TEXT) = '' OR topic = $1)

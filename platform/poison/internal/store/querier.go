@@ -15,6 +15,8 @@ type Querier interface {
 	GetPoisoned(ctx context.Context, id string) (PoisonMessage, error)
 	ListAudit(ctx context.Context, maxRows int32) ([]PoisonAudit, error)
 	ListPoisoned(ctx context.Context, arg ListPoisonedParams) ([]PoisonMessage, error)
+	// Removes, a chunk at a time, the messages poisoned before the retention.
+	PruneOldPoisoned(ctx context.Context, arg PruneOldPoisonedParams) (int64, error)
 	PurgePoisoned(ctx context.Context, arg PurgePoisonedParams) (int64, error)
 	RecordAudit(ctx context.Context, arg RecordAuditParams) error
 	SavePoisoned(ctx context.Context, arg SavePoisonedParams) error

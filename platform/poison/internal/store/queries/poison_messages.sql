@@ -31,3 +31,12 @@ WHERE (CAST(sqlc.arg(topic) AS TEXT) = '' OR topic = sqlc.arg(topic))
 SELECT topic, handler, COUNT(*) AS messages FROM poison_messages
 GROUP BY topic, handler
 ORDER BY topic, handler;
+
+-- name: PruneOldPoisoned :execrows
+-- Removes, a chunk at a time, the messages poisoned before the retention.
+DELETE FROM poison_messages
+WHERE id IN (
+    SELECT p.id FROM poison_messages p
+    WHERE p.poisoned_at < sqlc.arg(before)
+    LIMIT sqlc.arg(chunk)
+);

@@ -1,0 +1,2 @@
+-- Pruning removes the messages older than outbox.retention.
+CREATE INDEX poison_messages_poisoned_at ON poison_messages (poisoned_at);
