@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"go.uber.org/fx"
 
-	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/catalog"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/outbox"
 )
@@ -22,19 +23,12 @@ import (
 // event history the outbox keeps (outbox.retention). It needs no broker: a
 // replay goes through the outbox, which the running app forwards.
 func Events(ctx context.Context, cfg Config, logger *slog.Logger, args []string, out io.Writer, contexts ...fx.Option) error {
-	var (
-		handlers []bus.Handler
-		d        *db.DB
-	)
-	app := fx.New(
-		platform(cfg, logger),
-		fx.Options(contexts...),
-		migrate,
-		// The handlers are listed, not run: they need no bus to publish to.
-		fx.Replace(fx.Annotate(noBus{}, fx.As(new(bus.Publisher)))),
-		fx.Populate(&d),
-		fx.Invoke(fx.Annotate(func(hs []bus.Handler) { handlers = hs }, fx.ParamTags(`group:"bus.handlers"`))),
-	)
+	cat, err := Catalog(cfg, logger, contexts...)
+	if err != nil {
+		return err
+	}
+	var d *db.DB
+	app := fx.New(platform(cfg, logger), fx.Options(contexts...), migrate, fx.Populate(&d))
 	if err := app.Err(); err != nil {
 		return err
 	}
@@ -42,7 +36,7 @@ func Events(ctx context.Context, cfg Config, logger *slog.Logger, args []string,
 		return err
 	}
 	defer func() { _ = app.Stop(context.WithoutCancel(ctx)) }()
-	return eventsCommand(ctx, d, handlers, args, out)
+	return eventsCommand(ctx, d, cat.Handlers, args, out)
 }
 
 const eventsUsage = `usage:
@@ -51,7 +45,7 @@ const eventsUsage = `usage:
   app events replay --handler NAME [--aggregate ID] [--correlation ID] [--since TIME]
 TIME is RFC 3339 (2026-11-29T10:00:00Z) or a duration ago (24h)`
 
-func eventsCommand(ctx context.Context, d *db.DB, handlers []bus.Handler, args []string, out io.Writer) error {
+func eventsCommand(ctx context.Context, d *db.DB, handlers []catalog.Handler, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(eventsUsage)
 	}
@@ -107,29 +101,21 @@ func eventsCommand(ctx context.Context, d *db.DB, handlers []bus.Handler, args [
 		if *handler == "" {
 			return fmt.Errorf("events replay: give --handler\n%s", eventsUsage)
 		}
-		h, ok := findHandler(handlers, *handler)
-		if !ok {
+		i := slices.IndexFunc(handlers, func(h catalog.Handler) bool { return h.Name == *handler })
+		if i < 0 {
 			return fmt.Errorf("events replay: no handler %q in this binary (app catalog lists them)", *handler)
 		}
-		if h.IsBroadcast() {
-			return fmt.Errorf("events replay: %s is broadcast: each instance keeps its own state from live events, and a replay reaches one instance", h.Name())
+		h := handlers[i]
+		if h.Broadcast {
+			return fmt.Errorf("events replay: %s is broadcast: each instance keeps its own state from live events, and a replay reaches one instance", h.Name)
 		}
 		f.Limit = 0 // every event the filters select
-		n, err := outbox.ReplayHistory(ctx, d, h.Name(), h.Topic(), f)
+		n, err := outbox.ReplayHistory(ctx, d, h.Name, h.Topic, f)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "replayed %d event(s) of %s to %s; the running app forwards them\n", n, h.Topic(), h.Name())
+		fmt.Fprintf(out, "replayed %d event(s) of %s to %s; the running app forwards them\n", n, h.Topic, h.Name)
 		return nil
 	}
 	return fmt.Errorf("unknown events command %q\n%s", args[0], eventsUsage)
-}
-
-func findHandler(handlers []bus.Handler, name string) (bus.Handler, bool) {
-	for _, h := range handlers {
-		if h.Name() == name {
-			return h, true
-		}
-	}
-	return bus.Handler{}, false
 }

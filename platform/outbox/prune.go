@@ -14,23 +14,38 @@ import (
 
 // pruneChunk bounds the rows one DELETE removes, so that pruning a large
 // history never holds its locks (on SQLite, the one connection) for long.
-const pruneChunk = 5000
+const pruneChunk int32 = 5000
 
 // pruneInterval is how often the serving app prunes.
 const pruneInterval = time.Hour
 
 // A Pruner removes from one store of the application's history what is
-// older than before, a chunk at a time, and returns how many rows it
-// removed. Packages that keep such a store contribute one with AsPruner;
-// the serving app runs them with Prune, on the same retention.
+// older than the retention and returns how many rows it removed. The
+// outbox contributes its own two; a package that keeps another store
+// contributes one with AsPruner, and the serving app runs them all every
+// pruneInterval.
 type Pruner struct {
 	// What names the rows, for the log: "poisoned messages".
 	What  string
-	Prune func(ctx context.Context, before time.Time) (int64, error)
+	Prune func(ctx context.Context, retention time.Duration) (int64, error)
 }
 
 // AsPruner annotates a constructor of a Pruner for the outbox.pruners group.
 func AsPruner(f any) any { return fx.Annotate(f, fx.ResultTags(`group:"outbox.pruners"`)) }
+
+// DeleteInChunks runs del, which deletes at most limit rows and says how
+// many it did, until a run deletes fewer, so that pruning a large history
+// never holds its locks (on SQLite, the one connection) for long. It
+// returns how many rows went in all.
+func DeleteInChunks(ctx context.Context, del func(ctx context.Context, limit int32) (int64, error)) (int64, error) {
+	var total int64
+	for {
+		n, err := del(ctx, pruneChunk)
+		if total += n; err != nil || n < int64(pruneChunk) {
+			return total, err
+		}
+	}
+}
 
 // Pruned is what one Prune removed.
 type Pruned struct {
@@ -50,37 +65,53 @@ func Prune(ctx context.Context, d *db.DB, retention time.Duration) (Pruned, erro
 	if retention <= 0 {
 		return p, fmt.Errorf("outbox: prune: retention must be > 0, got %s", retention)
 	}
-	before := db.Now().Add(-retention)
-	for {
-		n, err := store.New(d.Q(ctx)).PruneProcessed(ctx, store.PruneProcessedParams{Before: before, Chunk: pruneChunk})
-		if err != nil {
-			return p, fmt.Errorf("outbox: prune processed events: %w", err)
-		}
-		if p.Processed += n; n < pruneChunk {
-			break
-		}
-	}
-	query, args, err := pruneEventsQuery(ctx, d, retention)
-	if err != nil || query == "" {
+	var err error
+	if p.Processed, err = pruneProcessed(ctx, d, retention); err != nil {
 		return p, err
 	}
-	for {
-		res, err := d.ExecContext(ctx, query, args...)
-		if err != nil {
-			return p, fmt.Errorf("outbox: prune forwarded events: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return p, fmt.Errorf("outbox: prune forwarded events: %w", err)
-		}
-		if p.Events += n; n < pruneChunk {
-			return p, nil
-		}
+	p.Events, err = pruneEvents(ctx, d, retention)
+	return p, err
+}
+
+// pruners are the outbox's own: processed-events records and forwarded events.
+func pruners(d *db.DB) []Pruner {
+	return []Pruner{
+		{What: "processed-events records", Prune: func(ctx context.Context, r time.Duration) (int64, error) { return pruneProcessed(ctx, d, r) }},
+		{What: "forwarded events", Prune: func(ctx context.Context, r time.Duration) (int64, error) { return pruneEvents(ctx, d, r) }},
 	}
 }
 
-// pruneEventsQuery deletes up to pruneChunk forwarded events written more
-// than retention ago; "" when the relay has no tables yet. Forwarded is
+func pruneProcessed(ctx context.Context, d *db.DB, retention time.Duration) (int64, error) {
+	before := db.Now().Add(-retention)
+	n, err := DeleteInChunks(ctx, func(ctx context.Context, limit int32) (int64, error) {
+		return store.New(d.Q(ctx)).PruneProcessed(ctx, store.PruneProcessedParams{Before: before, Chunk: limit})
+	})
+	if err != nil {
+		return n, fmt.Errorf("outbox: prune processed events: %w", err)
+	}
+	return n, nil
+}
+
+func pruneEvents(ctx context.Context, d *db.DB, retention time.Duration) (int64, error) {
+	query, args, err := pruneEventsQuery(ctx, d, retention)
+	if err != nil || query == "" {
+		return 0, err
+	}
+	n, err := DeleteInChunks(ctx, func(ctx context.Context, limit int32) (int64, error) {
+		res, err := d.ExecContext(ctx, query, append(args, limit)...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	if err != nil {
+		return n, fmt.Errorf("outbox: prune forwarded events: %w", err)
+	}
+	return n, nil
+}
+
+// pruneEventsQuery deletes forwarded events written more than retention
+// ago, up to a limit its last argument, which the caller appends; "" when the relay has no tables yet. Forwarded is
 // the relay's order, as in backlogQuery: on PostgreSQL (transaction id,
 // offset) up to its last, on SQLite offsets up to its last.
 func pruneEventsQuery(ctx context.Context, d *db.DB, retention time.Duration) (string, []any, error) {
@@ -96,22 +127,21 @@ func pruneEventsQuery(ctx context.Context, d *db.DB, retention time.Duration) (s
 				AND (m.transaction_id < r.last_processed_transaction_id
 					OR (m.transaction_id = r.last_processed_transaction_id AND m."offset" <= r.offset_acked))
 				AND m.created_at < LOCALTIMESTAMP - make_interval(secs => $2)
-			ORDER BY m."offset" LIMIT $3)`, []any{consumerGroup, retention.Seconds(), pruneChunk}, nil
+			ORDER BY m."offset" LIMIT $3)`, []any{consumerGroup, retention.Seconds()}, nil
 	}
 	// created_at is CURRENT_TIMESTAMP: UTC, to the second.
 	return `DELETE FROM ` + table + ` WHERE "offset" IN (
 		SELECT "offset" FROM ` + table + `
 		WHERE "offset" <= COALESCE((SELECT offset_acked FROM ` + offsetsTable + ` WHERE consumer_group = ?), 0)
 			AND created_at < datetime('now', ?)
-		ORDER BY "offset" LIMIT ?)`, []any{consumerGroup, fmt.Sprintf("-%d seconds", int64(retention.Seconds())), pruneChunk}, nil
+		ORDER BY "offset" LIMIT ?)`, []any{consumerGroup, fmt.Sprintf("-%d seconds", int64(retention.Seconds()))}, nil
 }
 
-// pruner runs Prune and the contributed pruners every pruneInterval, from
-// start-up, while the app serves.
+// pruner runs every Pruner every pruneInterval, from start-up, while the
+// app serves.
 type pruner struct {
-	d         *db.DB
 	retention time.Duration
-	others    []Pruner
+	pruners   []Pruner
 	logger    *slog.Logger
 	stop      chan struct{}
 	done      chan struct{}
@@ -145,21 +175,13 @@ func (p *pruner) prune() {
 		case <-ctx.Done():
 		}
 	}()
-	before := db.Now().Add(-p.retention)
-	pruned, err := Prune(ctx, p.d, p.retention)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		p.logger.Error("Pruning the event history failed; retrying in an hour", "error", err)
-	case pruned.Events+pruned.Processed > 0:
-		p.logger.Info("Pruned the event history", "retention", p.retention, "events", pruned.Events, "processed_records", pruned.Processed)
-	}
-	for _, o := range p.others {
-		n, err := o.Prune(ctx, before)
+	for _, o := range p.pruners {
+		n, err := o.Prune(ctx, p.retention)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			p.logger.Error("Pruning failed; retrying in an hour", "what", o.What, "error", err)
+			p.logger.Error("Pruning the history failed; retrying in an hour", "what", o.What, "error", err)
 		case n > 0:
-			p.logger.Info("Pruned", "what", o.What, "retention", p.retention, "rows", n)
+			p.logger.Info("Pruned the history", "what", o.What, "retention", p.retention, "rows", n)
 		}
 	}
 }

@@ -504,13 +504,13 @@ var Module = fx.Module("outbox",
 )
 
 // Run makes the serving app build and start the relay, and prune the
-// history (Prune, and the Pruners other packages contribute) every hour
+// history (the outbox's own pruners and those other packages contribute) every hour
 // when outbox.retention is set.
 var Run = fx.Options(
 	fx.Invoke(func(*Relay) {}),
 	fx.Invoke(fx.Annotate(func(lc fx.Lifecycle, d *db.DB, cfg Config, logger *slog.Logger, others []Pruner) {
 		if cfg.Retention > 0 {
-			p := &pruner{d: d, retention: cfg.Retention, others: others, logger: logger.With("component", "outbox")}
+			p := &pruner{retention: cfg.Retention, pruners: append(pruners(d), others...), logger: logger.With("component", "outbox")}
 			lc.Append(fx.Hook{OnStart: p.start, OnStop: p.close})
 		}
 	}, fx.ParamTags(``, ``, ``, ``, `group:"outbox.pruners"`))),

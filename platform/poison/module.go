@@ -1,6 +1,9 @@
 package poison
 
 import (
+	"context"
+	"time"
+
 	"go.uber.org/fx"
 
 	"github.com/example/monolith/platform/bus"
@@ -22,6 +25,10 @@ var Module = fx.Module("poison",
 		NewStore,
 		bus.AsHandlers(func(s *Store) []bus.Handler { return []bus.Handler{s.Handler()} }),
 		httpx.AsRoutes(Routes),
-		outbox.AsPruner(func(s *Store) outbox.Pruner { return outbox.Pruner{What: "poisoned messages", Prune: s.Prune} }),
+		outbox.AsPruner(func(s *Store) outbox.Pruner {
+			return outbox.Pruner{What: "poisoned messages", Prune: func(ctx context.Context, retention time.Duration) (int64, error) {
+				return s.Prune(ctx, db.Now().Add(-retention))
+			}}
+		}),
 	),
 )

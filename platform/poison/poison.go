@@ -353,22 +353,15 @@ func toMessage(r store.PoisonMessage) (Message, error) {
 	return m, nil
 }
 
-// pruneChunk bounds the messages one DELETE of Prune removes.
-const pruneChunk = 5000
-
 // Prune removes the messages poisoned before before, a chunk at a time,
 // and records it in the audit as a purge by "app" via "retention". It
 // returns how many it removed.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	for {
-		k, err := store.New(s.db.Q(ctx)).PruneOldPoisoned(ctx, store.PruneOldPoisonedParams{Before: before, Chunk: pruneChunk})
-		if err != nil {
-			return n, fmt.Errorf("poison: prune: %w", err)
-		}
-		if n += k; k < pruneChunk {
-			break
-		}
+	n, err := outbox.DeleteInChunks(ctx, func(ctx context.Context, limit int32) (int64, error) {
+		return store.New(s.db.Q(ctx)).PruneOldPoisoned(ctx, store.PruneOldPoisonedParams{Before: before, Chunk: limit})
+	})
+	if err != nil {
+		return n, fmt.Errorf("poison: prune: %w", err)
 	}
 	if n == 0 {
 		return 0, nil
