@@ -310,8 +310,8 @@ func (r *Relay) forwardBatch(ctx context.Context, ahead *readAhead) (read, forwa
 // events the bus confirmed. A crash between the two forwards them again.
 func (r *Relay) forwardAlone(ctx context.Context) (read, forwarded int, err error) {
 	var rows []sql.Row
-	err = r.inTx(ctx, func(tx *stdsql.Tx) error {
-		rows, err = r.read(ctx, tx)
+	err = r.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		rows, err = r.read(ctx, tx.Tx)
 		return err
 	})
 	if err != nil || len(rows) == 0 {
@@ -326,26 +326,10 @@ func (r *Relay) forwardAlone(ctx context.Context) (read, forwarded int, err erro
 	if n == 0 {
 		return len(rows), 0, pubErr
 	}
-	if err := r.inTx(ctx, func(tx *stdsql.Tx) error { return r.ack(ctx, tx, rows[:n]) }); err != nil {
+	if err := r.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error { return r.ack(ctx, tx.Tx, rows[:n]) }); err != nil {
 		return len(rows), 0, errors.Join(pubErr, err)
 	}
 	return len(rows), n, errors.Join(pubErr, unwrapErr)
-}
-
-// inTx runs fn in a transaction of the schema adapter's isolation level.
-func (r *Relay) inTx(ctx context.Context, fn func(*stdsql.Tx) error) error {
-	tx, err := r.db.BeginTx(ctx, &stdsql.TxOptions{Isolation: r.schema.SubscribeIsolationLevel()})
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit offset: %w", err)
-	}
-	return nil
 }
 
 // unwrapRows turns rows into the messages to publish, each with its forward
