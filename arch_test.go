@@ -29,8 +29,8 @@ import (
 //     does not import internal/store;
 //   - platform never imports a context;
 //   - cmd/app wires every context;
-//   - contexts build handlers with outbox.NewHandler (exactly-once effects),
-//     never bus.NewHandler, so idempotency is the default, not a choice;
+//   - contexts build handlers with outbox.NewHandler or NewPatternHandler
+//     (exactly-once effects), never bus's, so idempotency is the default, not a choice;
 //   - contexts/{ctx} reaches its tables through store.New(d.Q(ctx)), which
 //     joins the transaction ctx carries: store.New on anything else reads
 //     outside a handler's transaction (and on SQLite's single connection
@@ -74,6 +74,7 @@ func TestRulesRejectViolations(t *testing.T) {
 		"platform/bus/bus.go: platform imports a context: " + module + "/contexts/alpha",
 		"cmd/app does not wire context alpha",
 		"contexts/beta/beta.go:8: bus.NewHandler in a context: use outbox.NewHandler",
+		"contexts/beta/beta.go:9: bus.NewPatternHandler in a context: use outbox.NewPatternHandler",
 		"contexts/alpha/publish.go:12: alpha publishes topic, not a topic declared in platform/topics",
 		"contexts/alpha/publish.go:13: alpha publishes beta.thing.happened, a topic of beta",
 		"platform/topics/alpha.go:7: alpha.go declares beta.thing.misfiled, a topic of beta",
@@ -173,8 +174,10 @@ func contextViolations(tr tree, ctx string, topicNames map[string]string, publis
 		if !inside || f.test {
 			continue
 		}
-		for _, ref := range f.refs(module+"/platform/bus", "NewHandler") {
-			out = append(out, fmt.Sprintf("%s: bus.NewHandler in a context: use outbox.NewHandler", tr.pos(f, ref)))
+		for _, fn := range []string{"NewHandler", "NewPatternHandler"} {
+			for _, ref := range f.refs(module+"/platform/bus", fn) {
+				out = append(out, fmt.Sprintf("%s: bus.%s in a context: use outbox.%s", tr.pos(f, ref), fn, fn))
+			}
 		}
 		for _, call := range f.calls(own+"/internal/store", "New") {
 			if len(call.Args) != 1 || !isQCall(call.Args[0]) {

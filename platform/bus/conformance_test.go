@@ -17,10 +17,11 @@ import (
 
 func TestGoChannelConformance(t *testing.T) {
 	bustest.Run(t, bustest.Adapter{
-		Config:          bus.DefaultConfig,
-		Ordered:         true,
-		AggregateOrder:  true,
-		OrderedHandlers: true,
+		Config:                 bus.DefaultConfig,
+		Ordered:                true,
+		AggregateOrder:         true,
+		OrderedHandlers:        true,
+		PatternsBeyondDeclared: true,
 	})
 }
 
@@ -49,10 +50,11 @@ func TestAMQPConformance(t *testing.T) {
 		}
 	}
 	bustest.Run(t, bustest.Adapter{
-		Config:          config,
-		Shared:          true,
-		Ordered:         true,
-		OrderedHandlers: true,
+		Config:                 config,
+		Shared:                 true,
+		Ordered:                true,
+		OrderedHandlers:        true,
+		PatternsBeyondDeclared: true,
 		InjectRaw: func(t testing.TB, topic string, body []byte) {
 			withChannel(t, func(ch *amqp091.Channel) error {
 				// A non-string header, like the x-death a dead-letter adds.

@@ -21,16 +21,25 @@ import (
 // into every subscribed handler's queue and returns; the handler's workers
 // take them in aggregate order (see lanes); a full queue blocks Publish.
 type goChannelAdapter struct {
-	queueSize int
+	queueSize   int
+	poisonTopic string // which patterns never match
 
-	mu     sync.RWMutex
-	topics map[string][]*lanes // replaced, never modified, so Publish reads it unlocked
-	queues map[string]*lanes   // by handler name, for depths
-	closed bool
+	mu       sync.RWMutex
+	topics   map[string][]*lanes // the slices are replaced, never modified, so Publish reads them unlocked
+	patterns []patternQueue      // replaced, never modified
+	queues   map[string]*lanes   // by handler name, for depths
+	closed   bool
+}
+
+// patternQueue is a pattern handler's queue: it gets every topic the
+// pattern matches, whoever declared it.
+type patternQueue struct {
+	pattern string
+	q       *lanes
 }
 
 func newGoChannel(cfg Config) *goChannelAdapter {
-	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, topics: map[string][]*lanes{}, queues: map[string]*lanes{}}
+	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, poisonTopic: cfg.PoisonTopic, topics: map[string][]*lanes{}, queues: map[string]*lanes{}}
 }
 
 func (a *goChannelAdapter) publisher() message.Publisher { return a }
@@ -45,10 +54,17 @@ func (a *goChannelAdapter) check(context.Context) error { return nil }
 // published while no handler is subscribed is dropped, as in GoChannel.
 func (a *goChannelAdapter) Publish(topic string, msgs ...*message.Message) error {
 	a.mu.RLock()
-	closed, queues := a.closed, a.topics[topic]
+	closed, queues, patterns := a.closed, a.topics[topic], a.patterns
 	a.mu.RUnlock()
 	if closed {
 		return errors.New("gochannel: publish after close")
+	}
+	if len(patterns) > 0 && topic != a.poisonTopic {
+		for _, p := range patterns {
+			if Match(p.pattern, topic) {
+				queues = append(slices.Clip(queues), p.q)
+			}
+		}
 	}
 	for _, msg := range msgs {
 		for _, q := range queues {
@@ -70,6 +86,9 @@ func (a *goChannelAdapter) close() error {
 			q.stop()
 		}
 	}
+	for _, p := range a.patterns {
+		p.q.stop()
+	}
 	return nil
 }
 
@@ -80,12 +99,20 @@ func (a *goChannelAdapter) subscribe(ctx context.Context, topic string, n int, h
 		a.mu.Unlock()
 		return nil, errors.New("gochannel: subscribe after close")
 	}
-	a.topics[topic] = append(slices.Clip(a.topics[topic]), q)
+	if IsPattern(topic) {
+		a.patterns = append(slices.Clip(a.patterns), patternQueue{topic, q})
+	} else {
+		a.topics[topic] = append(slices.Clip(a.topics[topic]), q)
+	}
 	a.queues[handler] = q
 	a.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		a.mu.Lock()
-		a.topics[topic] = slices.DeleteFunc(slices.Clone(a.topics[topic]), func(l *lanes) bool { return l == q })
+		if IsPattern(topic) {
+			a.patterns = slices.DeleteFunc(slices.Clone(a.patterns), func(p patternQueue) bool { return p.q == q })
+		} else {
+			a.topics[topic] = slices.DeleteFunc(slices.Clone(a.topics[topic]), func(l *lanes) bool { return l == q })
+		}
 		if a.queues[handler] == q {
 			delete(a.queues, handler)
 		}

@@ -24,6 +24,7 @@ type Handler struct {
 	topic     string
 	broadcast bool
 	poison    bool // consumes the poison topic, see NewPoisonHandler
+	pattern   bool // topic is a pattern, see NewPatternHandler
 	timeout   time.Duration
 	// concurrency is 0 until set by the option, and the value in effect
 	// once registered.
@@ -152,8 +153,21 @@ func (e payloadError) Unwrap() error { return e.err }
 // Name is the handler's stable name.
 func (h Handler) Name() string { return h.name }
 
-// Topic is the name of the topic the handler consumes.
+// Topic is the name of the topic the handler consumes, or its pattern.
 func (h Handler) Topic() string { return h.topic }
+
+// IsPattern reports whether the handler was built with [NewPatternHandler].
+func (h Handler) IsPattern() bool { return h.pattern }
+
+// Consumes reports whether the handler gets the events of topic: its own
+// topic, or one its pattern matches (the bus never delivers the poison
+// topic to a pattern handler, though a pattern may match its name).
+func (h Handler) Consumes(topic string) bool {
+	if h.pattern {
+		return Match(h.topic, topic)
+	}
+	return h.topic == topic
+}
 
 // IsBroadcast reports whether every instance gets every event.
 func (h Handler) IsBroadcast() bool { return h.broadcast }

@@ -80,6 +80,9 @@ func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 		// adapters that publish with it (Redis) would fail. The topic is
 		// the metrics' label: the poison topic, not the one it failed on.
 		msg.SetContext(context.WithValue(context.WithoutCancel(msg.Context()), publishTopicKey{}, topic))
+		// A pattern handler subscribed to its pattern; a replay goes to the
+		// event's own topic.
+		msg.Metadata.Set(middleware.PoisonedTopicKey, eventTopic(msg.Metadata.Get(middleware.PoisonedTopicKey), msg))
 	}
 	if err := p.Publisher.Publish(topic, msgs...); err != nil {
 		return err

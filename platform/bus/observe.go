@@ -29,7 +29,8 @@ const (
 
 // Handled is one delivery a handler finished, as an [Observer] sees it.
 type Handled struct {
-	// Handler is the handler's name, Topic the topic it consumes.
+	// Handler is the handler's name, Topic the topic of the message (for a
+	// pattern handler, the one its pattern matched).
 	Handler string
 	Topic   string
 	// MessageID is the message's UUID: the event id for events.
@@ -119,7 +120,7 @@ func observe(h Handler, observers []Observer) message.HandlerMiddleware {
 			start := time.Now()
 			out, err := next(msg)
 			e := Handled{
-				Handler: h.name, Topic: h.topic, MessageID: msg.UUID,
+				Handler: h.name, Topic: eventTopic(h.topic, msg), MessageID: msg.UUID,
 				Metadata: msg.Metadata, Payload: msg.Payload,
 				Result: ResultOK, Err: err, Duration: time.Since(start),
 				TraceParent: msg.Metadata.Get("traceparent"),

@@ -24,7 +24,71 @@ import (
 //
 // A broadcast handler reads the stream without a group, from where its
 // instance started: Redis keeps nothing to read its depth from.
+//
+// A pattern handler's depth adds up its group on every stream it reads:
+// waiting and pending are summed, consumers and age are the largest.
 func (a *redisStreamAdapter) depths(ctx context.Context, qs []depthQuery) ([]HandlerDepth, error) {
+	var (
+		flat  []depthQuery
+		owner []int // index in qs of each flat query
+	)
+	for i, q := range qs {
+		if !q.h.pattern {
+			flat, owner = append(flat, q), append(owner, i)
+			continue
+		}
+		for _, t := range expandPattern(q.h.topic, a.poisonTopic) {
+			one := q
+			one.h.topic, one.h.pattern = t, false
+			flat, owner = append(flat, one), append(owner, i)
+		}
+	}
+	parts, err := a.topicDepths(ctx, flat)
+	if err != nil {
+		return nil, err
+	}
+	ds := make([]HandlerDepth, len(qs))
+	seen := make([]bool, len(qs))
+	for j, d := range parts {
+		i := owner[j]
+		if !seen[i] {
+			ds[i], seen[i] = d, true
+			continue
+		}
+		ds[i] = HandlerDepth{
+			Scope: d.Scope, Waiting: sumOf(ds[i].Waiting, d.Waiting), Pending: sumOf(ds[i].Pending, d.Pending),
+			Consumers: maxOf(ds[i].Consumers, d.Consumers), Oldest: maxOf(ds[i].Oldest, d.Oldest),
+		}
+	}
+	for i, q := range qs {
+		if !seen[i] { // a pattern matching no declared topic: nothing waits
+			ds[i] = HandlerDepth{Scope: DepthShared, Waiting: ptr(int64(0)), Pending: ptr(int64(0)), Consumers: ptr(int64(0)), Oldest: ptr(time.Duration(0))}
+			if q.h.broadcast {
+				ds[i] = HandlerDepth{Scope: DepthNone}
+			}
+		}
+	}
+	return ds, nil
+}
+
+// sumOf adds two counts; nil, unknown, if either is.
+func sumOf(a, b *int64) *int64 {
+	if a == nil || b == nil {
+		return nil
+	}
+	return ptr(*a + *b)
+}
+
+// maxOf is the larger of two values; nil, unknown, if either is.
+func maxOf[T int64 | time.Duration](a, b *T) *T {
+	if a == nil || b == nil {
+		return nil
+	}
+	return ptr(max(*a, *b))
+}
+
+// topicDepths reads the depths of handlers of one topic each.
+func (a *redisStreamAdapter) topicDepths(ctx context.Context, qs []depthQuery) ([]HandlerDepth, error) {
 	ds := make([]HandlerDepth, len(qs))
 	pipe := a.client.Pipeline()
 	clock := pipe.Time(ctx)

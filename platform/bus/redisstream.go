@@ -15,16 +15,17 @@ import (
 // redisStreamAdapter writes one stream per topic (stream name = topic name)
 // and reads it with one consumer group per handler.
 type redisStreamAdapter struct {
-	cfg      RedisConfig
-	tls      *tls.Config // nil: no TLS
-	instance string
-	logger   watermill.LoggerAdapter
-	client   *redis.Client // the publisher's; subscribers open their own
-	pub      *redisstream.Publisher
+	cfg         RedisConfig
+	poisonTopic string
+	tls         *tls.Config // nil: no TLS
+	instance    string
+	logger      watermill.LoggerAdapter
+	client      *redis.Client // the publisher's; subscribers open their own
+	pub         *redisstream.Publisher
 }
 
 func newRedisStream(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*redisStreamAdapter, error) {
-	a := &redisStreamAdapter{cfg: cfg.Redis, instance: instance, logger: logger}
+	a := &redisStreamAdapter{cfg: cfg.Redis, poisonTopic: cfg.PoisonTopic, instance: instance, logger: logger}
 	if cfg.Redis.TLS.Enabled {
 		var err error
 		if a.tls, err = cfg.Redis.TLS.clientConfig(); err != nil {
@@ -57,6 +58,9 @@ func (a *redisStreamAdapter) newClient() *redis.Client {
 func (a *redisStreamAdapter) publisher() message.Publisher { return a.pub }
 
 func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
+	if h.pattern {
+		return a.patternSubscriber(h)
+	}
 	if h.broadcast {
 		// No group: this instance reads the stream on its own, in order, so
 		// concurrency comes from a pool behind the one reader.
@@ -73,6 +77,28 @@ func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, er
 	// per round trip (see redisGroupSubscriber).
 	consumers := redisConsumerNames(a.instance, h.concurrency)
 	return newRedisGroupSubscriber(newRedisGroupClient(a.cfg, len(consumers), a.tls), a.cfg.GroupPrefix+h.name, consumers, a.cfg, a.logger), true, nil
+}
+
+// patternSubscriber reads, for a pattern handler, the stream of every
+// declared topic its pattern matches, each as the handler of that one topic
+// would (same group, same consumers).
+func (a *redisStreamAdapter) patternSubscriber(h Handler) (message.Subscriber, bool, error) {
+	topics := expandPattern(h.topic, a.poisonTopic)
+	if len(topics) == 0 {
+		return nil, false, fmt.Errorf("handler %q: pattern %s matches no topic this binary declares, and redisstream reads the streams of declared topics only", h.name, h.topic)
+	}
+	subs := topicFanIn{subs: make(map[string]message.Subscriber, len(topics)), n: h.concurrency}
+	for _, t := range topics {
+		one := h
+		one.topic, one.pattern = t, false
+		sub, _, err := a.subscriber(one)
+		if err != nil {
+			_ = subs.Close()
+			return nil, false, err
+		}
+		subs.subs[t] = sub
+	}
+	return subs, true, nil
 }
 
 // newSubscriber reads h's topic without a group, from the stream's end at

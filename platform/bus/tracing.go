@@ -140,7 +140,7 @@ func (b *Bus) traceAttempt(h Handler) message.HandlerMiddleware {
 			ctx, span := b.tracer.Start(ExtractTrace(caller, msg.Metadata), name, trace.WithSpanKind(trace.SpanKindConsumer))
 			if span.IsRecording() {
 				span.SetAttributes(attrs...)
-				span.SetAttributes(MessageAttributes(h.topic, msg)...)
+				span.SetAttributes(MessageAttributes(eventTopic(h.topic, msg), msg)...)
 				span.SetAttributes(telemetry.AttemptKey.Int(n))
 			}
 			msg.SetContext(ctx)

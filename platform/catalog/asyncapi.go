@@ -135,7 +135,16 @@ func AsyncAPI(c Catalog) ([]byte, error) {
 		"The bus poisons what a handler gives up on.",
 		"Published by the poison-queue middleware around every handler.")
 	for _, h := range c.Handlers {
-		d.addReceive(h)
+		if !h.Pattern {
+			d.addReceive(h, h.Name, h.Topic)
+			continue
+		}
+		// An operation receives from one channel: one per matched topic.
+		for _, t := range c.Topics {
+			if bus.Match(h.Topic, t.Name) {
+				d.addReceive(h, h.Name+"."+t.Name, t.Name)
+			}
+		}
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
@@ -219,8 +228,8 @@ func (d *docBuilder) addTopic(topic string, msg asyncAPIMessage, publishedBy, su
 	}
 }
 
-// addReceive adds the operation of handler h, named after it.
-func (d *docBuilder) addReceive(h Handler) {
+// addReceive adds the operation id of handler h, receiving topic.
+func (d *docBuilder) addReceive(h Handler, id, topic string) {
 	delivery := fmt.Sprintf("Instances share its events: AMQP queue %s, Redis consumer group %s.", h.Name, d.c.bus.Redis.GroupPrefix+h.Name)
 	if h.Broadcast {
 		delivery = fmt.Sprintf("Broadcast: every instance gets every event, through its own exclusive auto-delete AMQP queue %s.<instance> "+
@@ -230,9 +239,13 @@ func (d *docBuilder) addReceive(h Handler) {
 	if h.Topic == d.c.PoisonTopic {
 		giveUp = "then the message is redelivered, never poisoned again"
 	}
-	d.doc.Operations[h.Name] = operation{
-		Action: "receive", Channel: ref{"#/channels/" + h.Topic}, Messages: []ref{messageRef(h.Topic)},
-		Summary: fmt.Sprintf("%s handles %s.", h.Context, h.Topic),
+	summary := fmt.Sprintf("%s handles %s.", h.Context, topic)
+	if h.Pattern {
+		summary = fmt.Sprintf("%s handles %s, which its pattern %s matches.", h.Context, topic, h.Topic)
+	}
+	d.doc.Operations[id] = operation{
+		Action: "receive", Channel: ref{"#/channels/" + topic}, Messages: []ref{messageRef(topic)},
+		Summary: summary,
 		Description: fmt.Sprintf("%s Each attempt times out after %s; a failure is retried (%s), %s. On a broker it runs %d event at a time per instance.",
 			delivery, h.Timeout, h.Retry, giveUp, h.Concurrency),
 		Bindings: operationBindings{AMQP: amqpOperation{Ack: true, BindingVersion: amqpBindingVersion}},

@@ -60,7 +60,10 @@ type Handler struct {
 	Name string `json:"name"`
 	// Context is the first segment of the name.
 	Context string `json:"context"`
-	Topic   string `json:"topic"`
+	// Topic is the topic the handler consumes, or its pattern.
+	Topic string `json:"topic"`
+	// Pattern is true when Topic is a pattern (bus.NewPatternHandler).
+	Pattern bool `json:"pattern,omitempty"`
 	// Broadcast handlers run on every instance for every event.
 	Broadcast bool  `json:"broadcast"`
 	Retry     Retry `json:"retry"`
@@ -130,7 +133,7 @@ func New(topics []bus.TopicInfo, handlers []bus.Handler, routes []httpx.Route, c
 		topic := h.Topic()
 		if h.ConsumesPoison() {
 			topic = cfg.PoisonTopic
-		} else if !declared[topic] {
+		} else if !declared[topic] && !h.IsPattern() {
 			return Catalog{}, fmt.Errorf("catalog: handler %s consumes %s, which no bus.NewTopic declares", h.Name(), topic)
 		}
 		concurrency, err := cfg.ConcurrencyOf(h)
@@ -138,7 +141,7 @@ func New(topics []bus.TopicInfo, handlers []bus.Handler, routes []httpx.Route, c
 			return Catalog{}, fmt.Errorf("catalog: %w", err)
 		}
 		c.Handlers = append(c.Handlers, Handler{
-			Name: h.Name(), Context: strings.SplitN(h.Name(), ".", 2)[0], Topic: topic,
+			Name: h.Name(), Context: strings.SplitN(h.Name(), ".", 2)[0], Topic: topic, Pattern: h.IsPattern(),
 			Broadcast: h.IsBroadcast(), Retry: retryOf(cfg.Retry), Timeout: Duration(cmp.Or(h.Timeout(), cfg.HandlerTimeout)),
 			Concurrency: concurrency,
 		})
@@ -205,11 +208,12 @@ func (c Catalog) Contexts() []string {
 	return slices.Compact(names)
 }
 
-// ConsumersOf is every handler of topic, by name.
+// ConsumersOf is every handler of topic, by name: its own and the pattern
+// handlers whose pattern matches it.
 func (c Catalog) ConsumersOf(topic string) []Handler {
 	var hs []Handler
 	for _, h := range c.Handlers {
-		if h.Topic == topic {
+		if h.Topic == topic || h.Pattern && topic != c.PoisonTopic && bus.Match(h.Topic, topic) {
 			hs = append(hs, h)
 		}
 	}

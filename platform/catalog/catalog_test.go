@@ -182,3 +182,49 @@ func TestAsyncAPIReadsBack(t *testing.T) {
 		t.Errorf("the catalog breaks its own document: %v", c.BreakingChanges(published))
 	}
 }
+
+// TestPatternHandlers: a pattern handler is listed under its pattern and
+// consumes every declared topic the pattern matches, the poison topic aside;
+// the AsyncAPI document gets one receive operation per matched topic.
+func TestPatternHandlers(t *testing.T) {
+	lost := bus.NewTopic[dealWonV1]("sales.deal.lost", 1)
+	audit := bus.NewPatternHandler("audit.record", "sales.#", func(context.Context, bus.RawEvent) error { return nil })
+	everything := bus.NewPatternHandler("audit.everything", "#", func(context.Context, bus.RawEvent) error { return nil })
+	c, err := New([]bus.TopicInfo{invoiceCreated.Info(), dealWon.Info(), lost.Info()}, []bus.Handler{audit, everything}, nil, bus.DefaultConfig())
+	if err != nil {
+		t.Fatalf("a pattern handler matching declared topics: %v", err)
+	}
+	for topic, want := range map[string][]string{
+		"sales.deal.won":          {"audit.everything", "audit.record"},
+		"sales.deal.lost":         {"audit.everything", "audit.record"},
+		"billing.invoice.created": {"audit.everything"},
+		c.PoisonTopic:             nil,
+	} {
+		if got := handlerNamesOf(c.ConsumersOf(topic)); !slices.Equal(got, want) {
+			t.Errorf("ConsumersOf(%s) = %v, want %v", topic, got, want)
+		}
+	}
+	if h := c.Handlers[1]; h.Name != "audit.record" || h.Topic != "sales.#" || !h.Pattern {
+		t.Errorf("handler = %+v, want audit.record on pattern sales.#", h)
+	}
+	doc, err := AsyncAPI(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"audit.record.sales.deal.won:", "audit.record.sales.deal.lost:", "audit.everything.billing.invoice.created:"} {
+		if !bytes.Contains(doc, []byte("\n  "+op)) {
+			t.Errorf("AsyncAPI document has no operation %s", op)
+		}
+	}
+	if bytes.Contains(doc, []byte("channels/sales.#")) {
+		t.Error("AsyncAPI document points at a channel named after a pattern")
+	}
+}
+
+func handlerNamesOf(hs []Handler) []string {
+	var names []string
+	for _, h := range hs {
+		names = append(names, h.Name)
+	}
+	return names
+}

@@ -286,6 +286,15 @@ func (r Reader) Build(shared Shared, rates *window) Report {
 		}
 		rep.Handlers = append(rep.Handlers, hs)
 
+		if h.IsPattern() {
+			// Its waiting events are of several topics, not told apart.
+			for tn, t := range topics {
+				if tn != r.Config.PoisonTopic && h.Consumes(tn) {
+					t.Handlers = append(t.Handlers, name)
+				}
+			}
+			continue
+		}
 		t := topic(topicName)
 		t.Handlers = append(t.Handlers, name)
 		if hs.Waiting != nil {

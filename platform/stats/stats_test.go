@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +63,7 @@ func TestReport(t *testing.T) {
 			bus.NewHandler("statstest.refuse", rejected, func(context.Context, bus.Event[job]) error {
 				return errors.New("refused")
 			}),
+			bus.NewPatternHandler("statstest.audit", "statstest.job.*", func(context.Context, bus.RawEvent) error { return nil }),
 			store.Handler(),
 		)
 		if err != nil {
@@ -132,8 +134,16 @@ func TestReport(t *testing.T) {
 		if r.Poison.ByHandler[0] != (stats.PoisonCount{Topic: rejected.Name(), Handler: "statstest.refuse", Messages: 1}) {
 			t.Fatalf("poison %+v", r.Poison)
 		}
-		if tp := topic(t, r, queued.Name()); *tp.Waiting != 3 || *tp.PublishedPerSecond <= 0 || len(tp.Handlers) != 1 {
+		if tp := topic(t, r, queued.Name()); *tp.Waiting != 3 || *tp.PublishedPerSecond <= 0 || !slices.Equal(tp.Handlers, []string{"statstest.audit", "statstest.work"}) {
 			t.Fatalf("topic %+v", tp)
+		}
+		if tp := topic(t, r, rejected.Name()); !slices.Equal(tp.Handlers, []string{"statstest.audit", "statstest.refuse"}) {
+			t.Fatalf("a pattern handler is not listed under the topics it matches: %+v", tp)
+		}
+		for _, tp := range r.Topics {
+			if bus.IsPattern(tp.Topic) {
+				t.Fatalf("a pattern is listed as a topic: %+v", tp)
+			}
 		}
 		if tp := topic(t, r, cfg.PoisonTopic); *tp.PublishedPerSecond <= 0 || tp.Handlers[0] != "poison.store" {
 			t.Fatalf("poison topic %+v", tp)

@@ -37,6 +37,11 @@ type Adapter struct {
 	// OrderedHandlers is true when the adapter honours bus.Ordered for a
 	// handler that is not broadcast; when false, registering one must fail.
 	OrderedHandlers bool
+	// PatternsBeyondDeclared is true when a pattern handler gets every
+	// topic its pattern matches, declared in the binary or not (AMQP's
+	// bindings, gochannel); false when it reads the declared topics only
+	// and registering a pattern that matches none fails.
+	PatternsBeyondDeclared bool
 	// InjectRaw writes body straight into the broker on topic, as another
 	// program would, bypassing Watermill. Nil when there is no broker.
 	InjectRaw func(t testing.TB, topic string, body []byte)
@@ -75,6 +80,9 @@ func Run(t *testing.T, a Adapter) {
 		{"GracefulClose", testGracefulClose},
 		{"Broadcast", testBroadcast},
 		{"Depths", testDepths},
+		{"Patterns", testPatterns},
+		{"PatternRegistration", testPatternRegistration},
+		{"PatternRetryAndPoison", testPatternRetryAndPoison},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

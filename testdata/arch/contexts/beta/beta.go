@@ -6,3 +6,4 @@ import (
 )
 
 var _ = bus.NewHandler[int]
+var _ = bus.NewPatternHandler
