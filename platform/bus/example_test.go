@@ -51,7 +51,7 @@ func ExampleNewPatternHandler() {
 	if err := b.Start(ctx); err != nil {
 		panic(err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 
 	_ = bus.Publish(ctx, b, orderPlaced, "o-1", OrderPlacedV1{OrderID: "o-1", Total: 4200})
 	_ = bus.Publish(ctx, b, orderShipped, "o-1", OrderShippedV1{OrderID: "o-1", Carrier: "post"})
