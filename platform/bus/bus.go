@@ -39,6 +39,10 @@ type Options struct {
 	// and those that are PublishObservers about every message published
 	// (the console's live tail); none costs nothing.
 	Observers []Observer
+	// Scheduler stores the copies of events that handlers asked to retry
+	// later ([RetryAfter]); without one they are retried in the consumer.
+	// The application's is the outbox's (outbox.NewScheduler).
+	Scheduler Scheduler
 	// TracerProvider makes the spans of publishing and of handler attempts;
 	// otel.GetTracerProvider() if nil. Trace context is read and written
 	// with the global propagator (otel.GetTextMapPropagator).
@@ -57,9 +61,10 @@ type Bus struct {
 	handlers  []Handler
 	subs      []*drainingSubscriber
 
-	poison, retry message.HandlerMiddleware
-	metrics       handlerMetrics
-	observers     []Observer
+	poison    message.HandlerMiddleware
+	scheduler Scheduler
+	metrics   handlerMetrics
+	observers []Observer
 
 	mu      sync.Mutex
 	started bool
@@ -87,7 +92,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 		opts.TracerProvider = otel.GetTracerProvider()
 	}
 	logger := opts.Logger.With("component", "bus", "adapter", cfg.Adapter)
-	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger), observers: opts.Observers, tracer: opts.TracerProvider.Tracer(tracerName)}
+	b := &Bus{cfg: cfg, logger: logger, wmLogger: watermillLogger(logger), observers: opts.Observers, scheduler: opts.Scheduler, tracer: opts.TracerProvider.Tracer(tracerName)}
 
 	a, err := newAdapter(ctx, cfg, opts.Instance, b.wmLogger)
 	if err != nil {
@@ -140,16 +145,6 @@ func (b *Bus) build(opts Options) error {
 	if err != nil {
 		return err
 	}
-	b.retry = middleware.Retry{
-		MaxRetries:      b.cfg.Retry.MaxRetries,
-		InitialInterval: b.cfg.Retry.InitialInterval,
-		Multiplier:      b.cfg.Retry.Multiplier,
-		MaxInterval:     b.cfg.Retry.MaxInterval,
-		// The per-handler timeout replaces the message context; each
-		// attempt must start from the original one (watermill #467).
-		ResetContextOnRetry: true,
-		ShouldRetry:         func(p middleware.RetryParams) bool { return retryable(p.Err) },
-	}.Middleware
 	b.metrics, err = newHandlerMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
@@ -165,15 +160,22 @@ func (b *Bus) middleware(h Handler) []message.HandlerMiddleware {
 	if h.timeout > 0 {
 		timeout = h.timeout
 	}
-	return []message.HandlerMiddleware{
+	chain := []message.HandlerMiddleware{
 		// An error that survives retry (or is permanent) is published to the
 		// poison topic and the message acked, so the next ones keep flowing.
 		b.poison,
-		// Records on a poisoned message how many runs its delivery took.
+		// Records on a poisoned message how many runs the event took.
 		countAttempts,
+	}
+	if b.reschedules(h) {
+		// A retry asked for later is stored to be delivered again, and
+		// the message acked.
+		chain = append(chain, b.reschedule(h))
+	}
+	return append(chain,
 		// Transient errors are retried with exponential backoff; permanent
 		// ones and shutdown stop the retries.
-		b.retry,
+		b.retry(h),
 		// A span per run, child of the publish span whose context the
 		// message carries, with what follows a failure as an event.
 		b.traceAttempt(h),
@@ -185,13 +187,13 @@ func (b *Bus) middleware(h Handler) []message.HandlerMiddleware {
 		// all see.
 		middleware.Recoverer,
 		middleware.Timeout(timeout),
-	}
+	)
 }
 
 // retryable reports whether the retry middleware runs the handler again
 // after err: not after a permanent error, nor when shutdown cut it short.
 func retryable(err error) bool {
-	return !IsPermanent(err) && !errors.Is(err, context.Canceled)
+	return !IsPermanent(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, errRedeliver)
 }
 
 // poisonable reports whether the poison queue middleware takes a message
@@ -200,7 +202,7 @@ func retryable(err error) bool {
 // is redelivered so that nothing on the poison topic is lost.
 func poisonable(err error) bool {
 	var fromPoisonHandler poisonHandlerError
-	return !errors.Is(err, context.Canceled) && !errors.As(err, &fromPoisonHandler)
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, errRedeliver) && !errors.As(err, &fromPoisonHandler)
 }
 
 // topicLabel is the topic published to, or else the topic being handled.
@@ -309,6 +311,9 @@ func (b *Bus) Start(ctx context.Context) error {
 
 // Publish sends already encoded messages; contexts use the typed [Publish].
 func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
+	if err := refuseDelayed(msgs); err != nil {
+		return err
+	}
 	return b.publisher.Publish(topic, msgs...)
 }
 

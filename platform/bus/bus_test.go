@@ -3,6 +3,7 @@ package bus_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -213,4 +214,50 @@ func (s *syncBuffer) linesWith(substr string) []string {
 		}
 	}
 	return lines
+}
+
+// TestRetryWaitsTheConfiguredBackoff: the waits between attempts are
+// bus.retry's schedule, not a later step of it (Watermill v1.5.2's Retry
+// with a ShouldRetry hook waits 400ms, then 6.4s, for this one).
+func TestRetryWaitsTheConfiguredBackoff(t *testing.T) {
+	topic := bus.NewTopic[int]("bustest.backoff.happened", 1)
+	cfg := bus.DefaultConfig()
+	cfg.Retry = bus.RetryConfig{MaxRetries: 2, InitialInterval: 100 * time.Millisecond, Multiplier: 4, MaxInterval: 10 * time.Second}
+	b, err := bus.New(context.Background(), cfg, bus.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	runs := make(chan time.Time, 3)
+	err = b.Register(bus.NewHandler("bustest.backoff", topic, func(context.Context, bus.Event[int]) error {
+		runs <- time.Now()
+		if len(runs) < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(context.Background(), b, topic, "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	at := make([]time.Time, 3)
+	for i := range at {
+		select {
+		case at[i] = <-runs:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempt %d never ran", i+1)
+		}
+	}
+	// Lower bounds are the schedule; upper ones are 3x it, far below the
+	// next step.
+	for i, want := range []time.Duration{100 * time.Millisecond, 400 * time.Millisecond} {
+		if gap := at[i+1].Sub(at[i]); gap < want || gap > 3*want {
+			t.Errorf("attempt %d ran %s after attempt %d, want %s", i+2, gap, i+1, want)
+		}
+	}
 }

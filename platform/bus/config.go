@@ -54,6 +54,9 @@ type RetryConfig struct {
 	InitialInterval time.Duration `yaml:"initial_interval"`
 	Multiplier      float64       `yaml:"multiplier"`
 	MaxInterval     time.Duration `yaml:"max_interval"`
+	// RescheduleBeyond is the longest backoff a handler waits for in its
+	// consumer; a longer one is rescheduled (see RetryAfter). 0: never.
+	RescheduleBeyond time.Duration `yaml:"reschedule_beyond"`
 }
 
 // GoChannelConfig configures the in-process adapter.
@@ -208,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	positive("retry.initial_interval", c.Retry.InitialInterval)
 	positive("retry.max_interval", c.Retry.MaxInterval)
+	if c.Retry.RescheduleBeyond < 0 {
+		bad("retry.reschedule_beyond", "must be >= 0 (0 never reschedules), got %s", c.Retry.RescheduleBeyond)
+	}
 	if c.Retry.Multiplier < 1 {
 		bad("retry.multiplier", "must be >= 1, got %g", c.Retry.Multiplier)
 	}

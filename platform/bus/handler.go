@@ -28,10 +28,11 @@ type Handler struct {
 	timeout   time.Duration
 	// concurrency is 0 until set by the option, and the value in effect
 	// once registered.
-	concurrency int
-	ordered     bool
-	optErr      error                                      // an invalid option, reported by Register
-	handle      func(*slog.Logger, *message.Message) error // the bus passes its logger
+	concurrency      int
+	ordered          bool
+	rescheduleBeyond time.Duration                              // 0: bus.retry.reschedule_beyond
+	optErr           error                                      // an invalid option, reported by Register
+	handle           func(*slog.Logger, *message.Message) error // the bus passes its logger
 }
 
 // HandlerOption tunes one handler.
@@ -66,6 +67,20 @@ func Concurrency(n int) HandlerOption {
 // promise it for a consumer group, so registering an ordered handler that is
 // not broadcast fails there. It excludes a concurrency above 1.
 func Ordered() HandlerOption { return func(h *Handler) { h.ordered = true } }
+
+// RescheduleBeyond makes the handler reschedule a retry whose backoff is
+// longer than d instead of waiting in its consumer, overriding
+// bus.retry.reschedule_beyond: the event is acked, and a copy stored to be
+// delivered again after that backoff, so the events behind it keep
+// flowing. See [RetryAfter].
+func RescheduleBeyond(d time.Duration) HandlerOption {
+	return func(h *Handler) {
+		h.rescheduleBeyond = d
+		if d <= 0 {
+			h.optErr = fmt.Errorf("handler %q: RescheduleBeyond(%s): must be > 0", h.name, d)
+		}
+	}
+}
 
 // NewHandler subscribes fn, under the stable name, to topic. fn receives the
 // decoded payload and its envelope; an error is retried with backoff, then the

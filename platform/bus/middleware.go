@@ -13,18 +13,18 @@ import (
 )
 
 // MetaAttempts is set on a poisoned message: how many times the handler ran
-// it in the delivery that gave up.
+// it, in the delivery that gave up and any earlier one that was rescheduled.
 const MetaAttempts = "attempts_poisoned"
 
 type attemptsKey struct{}
 
-// countAttempts gives the delivery a run counter, which attempt increments on
-// every run retry makes, and records it on a message that fails for good,
+// countAttempts gives the delivery a run counter, starting from the runs of
+// earlier deliveries, which attempt increments on every run retry makes, and records it on a message that fails for good,
 // for the poison queue. A counter in the context, not in the metadata, costs
 // nothing on success.
 func countAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		var runs int
+		runs := attemptsMade(msg)
 		msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, &runs))
 		out, err := h(msg)
 		if err != nil {

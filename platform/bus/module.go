@@ -10,16 +10,17 @@ import (
 
 // Module provides the application's *Bus, also as its Publisher, built with
 // the Options it provides (decorate them to change them), which report to
-// every Observer contributed with [AsObserver]. The bus connects
+// every Observer contributed with [AsObserver] and reschedule through the
+// Scheduler provided, if any (the outbox's). The bus connects
 // when first needed, starts with the app and closes (draining in-flight
 // handlers) when it stops.
 var Module = fx.Module("bus",
 	fx.Provide(
 		fx.Annotate(
-			func(logger *slog.Logger, reg prometheus.Registerer, observers []Observer) Options {
-				return Options{Logger: logger, Registerer: reg, Observers: observers}
+			func(logger *slog.Logger, reg prometheus.Registerer, observers []Observer, scheduler Scheduler) Options {
+				return Options{Logger: logger, Registerer: reg, Observers: observers, Scheduler: scheduler}
 			},
-			fx.ParamTags(``, ``, `group:"bus.observers"`),
+			fx.ParamTags(``, ``, `group:"bus.observers"`, `optional:"true"`),
 		),
 		newForApp,
 		func(b *Bus) Publisher { return b },

@@ -25,6 +25,10 @@ const (
 	// is delivered again: cut short by shutdown, a poison handler's
 	// failure, or a poison topic that could not be published to.
 	ResultError Result = "error"
+	// ResultRescheduled: the handler asked to run the event later
+	// ([RetryAfter]); the message is acked and a copy is stored, due
+	// then.
+	ResultRescheduled Result = "rescheduled"
 )
 
 // Handled is one delivery a handler finished, as an [Observer] sees it.
@@ -131,6 +135,8 @@ func observe(h Handler, observers []Observer) message.HandlerMiddleware {
 			switch reason := msg.Metadata.Get(middleware.ReasonForPoisonedKey); {
 			case err != nil:
 				e.Result = ResultError
+			case msg.Metadata.Get(metaRescheduledTo) != "":
+				e.Result = ResultRescheduled
 			case reason != "" && reason != reasonBefore:
 				e.Result, e.Err = ResultPoisoned, errors.New(reason)
 			}

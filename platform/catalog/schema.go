@@ -55,7 +55,10 @@ var envelopeHeaders = map[string]header{
 }
 
 // replayFor is the one metadata key only some events carry.
-var replayFor = header{"Only on an event replayed from the poison store: the one handler to run it; the topic's other handlers ack it unrun.", ""}
+var replayFor = header{"Only on an event replayed from the poison store or the event history, or rescheduled by a handler that asked to retry later: the one handler to run it; the topic's other handlers ack it unrun.", ""}
+
+// attemptsMade documents the attempt count a rescheduled event carries.
+var attemptsMade = header{"Only on an event a handler rescheduled (bus.RetryAfter): how many times that handler ran it before; its attempts count on from there.", ""}
 
 // traceHeaders document the W3C trace context events carry when the
 // publisher was in a trace: optional, like replay_for.
@@ -70,7 +73,7 @@ var poisonHeaders = map[string]header{
 	middleware.PoisonedTopicKey:      {"The topic the message was consumed from.", ""},
 	middleware.PoisonedHandlerKey:    {"The handler that gave up.", ""},
 	middleware.PoisonedSubscriberKey: {"The subscriber the message came through.", ""},
-	bus.MetaAttempts:                 {"How many times the handler ran in the delivery that gave up.", ""},
+	bus.MetaAttempts:                 {"How many times the handler ran the event, in the delivery that gave up and the earlier ones it rescheduled.", ""},
 }
 
 // headersSchema is the JSON Schema of the metadata every event of t
@@ -105,7 +108,10 @@ func poisonHeadersSchema() map[string]any {
 
 // optionalHeaders are the properties of the keys only some messages carry.
 func optionalHeaders() map[string]any {
-	props := map[string]any{bus.MetaReplayFor: stringSchema(replayFor, "")}
+	props := map[string]any{
+		bus.MetaReplayFor:    stringSchema(replayFor, ""),
+		bus.MetaAttemptsMade: stringSchema(attemptsMade, ""),
+	}
 	for key, h := range traceHeaders {
 		props[key] = stringSchema(h, "")
 	}

@@ -106,7 +106,41 @@ const insertChunk = 1000
 // them into the outbox table within the transaction, each in a span whose
 // context the row keeps for the relay: one INSERT per insertChunk events, so
 // a batch ([bus.PublishBatch]) costs one statement, not one per event.
-func (p txPublisher) Publish(destination string, msgs ...*message.Message) (err error) {
+//
+// A message due later (bus.PublishAfter, bus.PublishAt) goes into
+// scheduled_events instead, in the same transaction; the relay moves it
+// into the outbox once due.
+func (p txPublisher) Publish(destination string, msgs ...*message.Message) error {
+	now := time.Now()
+	for i, msg := range msgs {
+		at, delayed, err := bus.DueAt(msg)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if !delayed {
+			continue
+		}
+		if !at.After(now) {
+			bus.ClearDue(msg) // due already: an event like any other
+			continue
+		}
+		// The rare case: the events before it, it, then the rest.
+		if err := p.insert(destination, msgs[:i]...); err != nil {
+			return err
+		}
+		if err := schedule(msg.Context(), p.tx, destination, at, msg); err != nil {
+			return err
+		}
+		return p.Publish(destination, msgs[i+1:]...)
+	}
+	return p.insert(destination, msgs...)
+}
+
+// insert writes msgs into the outbox.
+func (p txPublisher) insert(destination string, msgs ...*message.Message) (err error) {
+	if len(msgs) == 0 {
+		return nil
+	}
 	spans := make([]trace.Span, len(msgs))
 	for i, msg := range msgs {
 		spans[i] = startInsert(destination, p.tx.Driver, msg)

@@ -100,6 +100,10 @@ func NewRelay(d *db.DB, out message.Publisher, cfg Config, logger *slog.Logger) 
 	if err := sub.SubscribeInitialize(topic); err != nil {
 		return nil, fmt.Errorf("outbox: create tables: %w", err)
 	}
+	// scheduled_events, which the relay empties into the outbox.
+	if err := d.Migrate(context.Background(), Migrations); err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
 	return &Relay{
 		db: d, out: out, cfg: cfg, schema: schema, offsets: offsets, logger: logger,
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -166,8 +170,9 @@ func (r *Relay) run(ctx context.Context) {
 	retry := backoff.NewExponentialBackOff()
 	retry.InitialInterval, retry.MaxInterval = r.cfg.PollInterval, max(r.cfg.PollInterval, maxRetryInterval)
 	var (
-		wait  time.Duration
-		ahead *readAhead
+		wait      time.Duration
+		ahead     *readAhead
+		movedLast time.Time
 	)
 	for {
 		if wait > 0 {
@@ -182,6 +187,17 @@ func (r *Relay) run(ctx context.Context) {
 			return
 		default:
 		}
+		moreDue := false
+		if time.Since(movedLast) >= r.cfg.PollInterval {
+			movedLast = time.Now()
+			n, err := moveDue(ctx, r.db)
+			if err != nil && ctx.Err() == nil {
+				r.logger.Error("Outbox relay failed to move due scheduled events; retrying", "error", err)
+			}
+			if moreDue = n == scheduledChunk; moreDue {
+				movedLast = time.Time{} // more may be due: move them next round
+			}
+		}
 		var (
 			read, forwarded int
 			err             error
@@ -191,6 +207,8 @@ func (r *Relay) run(ctx context.Context) {
 		case err == nil && read > 0:
 			wait = 0 // more may be waiting
 			retry.Reset()
+		case err == nil && moreDue:
+			wait = 0
 		case err == nil:
 			wait = r.cfg.PollInterval
 			retry.Reset()
@@ -471,12 +489,13 @@ func lockConflict(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
-// Module adds the processed-events table to the migrations, serves the
-// event history on the admin listener (HistoryRoutes) and provides the
-// *Relay, which starts after the bus and stops before it.
+// Module adds the processed-events and scheduled-events tables to the
+// migrations, serves the event history on the admin listener
+// (HistoryRoutes), gives the bus its Scheduler and provides the *Relay,
+// which starts after the bus and stops before it.
 var Module = fx.Module("outbox",
 	db.ProvideMigrations(Migrations),
-	fx.Provide(httpx.AsRoutes(HistoryRoutes)),
+	fx.Provide(httpx.AsRoutes(HistoryRoutes), NewScheduler),
 	fx.Provide(func(lc fx.Lifecycle, d *db.DB, b *bus.Bus, cfg Config, logger *slog.Logger) (*Relay, error) {
 		r, err := NewRelay(d, b, cfg, logger)
 		if err != nil {

@@ -330,12 +330,13 @@ func (s *Store) each(ctx context.Context, f Filter, fn func(context.Context, str
 	return done, nil
 }
 
-// replayMessage is m as first published, addressed to the handler that failed.
+// replayMessage is m as first published, addressed to the handler that
+// failed, with a fresh budget of attempts.
 func replayMessage(m Message) *message.Message {
 	msg := message.NewMessage(m.MessageID, m.Payload)
 	msg.Metadata = maps.Clone(m.Metadata)
 	for _, k := range []string{middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey,
-		middleware.PoisonedSubscriberKey, bus.MetaAttempts} {
+		middleware.PoisonedSubscriberKey, bus.MetaAttempts, bus.MetaAttemptsMade} {
 		delete(msg.Metadata, k)
 	}
 	msg.Metadata.Set(bus.MetaReplayFor, m.Handler)

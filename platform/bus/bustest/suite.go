@@ -83,6 +83,10 @@ func Run(t *testing.T, a Adapter) {
 		{"Patterns", testPatterns},
 		{"PatternRegistration", testPatternRegistration},
 		{"PatternRetryAndPoison", testPatternRetryAndPoison},
+		{"Delayed", testDelayed},
+		{"DelayedSurvivesRestart", testDelayedSurvivesRestart},
+		{"RetryAfter", testRetryAfter},
+		{"RescheduleBeyond", testRescheduleBeyond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

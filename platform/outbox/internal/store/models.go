@@ -13,3 +13,12 @@ type ProcessedEvent struct {
 	EventID     string
 	ProcessedAt time.Time
 }
+
+type ScheduledEvent struct {
+	ID          string
+	Topic       string
+	DueAt       time.Time
+	Payload     []byte
+	Metadata    string
+	ScheduledAt time.Time
+}

@@ -9,9 +9,16 @@ import (
 )
 
 type Querier interface {
+	CancelScheduledEvent(ctx context.Context, id string) (int64, error)
+	ListScheduledEvents(ctx context.Context, maxEvents int32) ([]ScheduledEvent, error)
 	MarkProcessed(ctx context.Context, arg MarkProcessedParams) (int64, error)
 	// Forgets, a chunk at a time, the records older than the retention.
 	PruneProcessed(ctx context.Context, arg PruneProcessedParams) (int64, error)
+	ScheduleEvent(ctx context.Context, arg ScheduleEventParams) error
+	// Removes and returns the events due by now, oldest due first. Run in the
+	// transaction that writes them into the outbox: on PostgreSQL a concurrent
+	// relay's DELETE waits for it and then finds the rows gone.
+	TakeDueEvents(ctx context.Context, arg TakeDueEventsParams) ([]ScheduledEvent, error)
 }
 
 var _ Querier = (*Queries)(nil)
