@@ -24,7 +24,7 @@ func setup(ctx context.Context, e *env, r row, rec *recorder) (*target, error) {
 		return setupRouter(ctx, e, r, rec)
 	case kindRaw:
 		return setupRaw(ctx, e, r, rec)
-	case kindRelay:
+	case kindRelay, kindDelayed:
 		return setupRelay(ctx, e, r, rec)
 	case kindRealPath:
 		return setupRealPath(ctx, e, r, rec)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -99,8 +100,13 @@ func (discard) Close() error { return nil }
 // so the relay, not the commits, is the bottleneck; paced, 10.
 const relayBatch, relayHalfBatch = 100, 10
 
+// delayedBy is how long after publishing the events of delayed rows are due.
+const delayedBy = time.Second
+
 // setupRelay commits events into the outbox, and the relay (started before
 // the first commit) forwards them to a bus with one handler, or to discard.
+// A delayed row publishes them due delayedBy later: the relay moves them
+// into the outbox once due.
 func setupRelay(ctx context.Context, e *env, r row, rec *recorder) (*target, error) {
 	n := e.names(r.Kind)
 	topic := bus.NewTopic[event](n.topic, 1)
@@ -116,7 +122,16 @@ func setupRelay(ctx context.Context, e *env, r row, rec *recorder) (*target, err
 	t.publish = func(ctx context.Context, first, k int, sent int64) error {
 		return t.d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 			for i := first; i < first+k; i++ {
-				if err := bus.Publish(ctx, outbox.Publisher(tx), topic, aggregateOf(i), newEvent(r.Payload, sent)); err != nil {
+				var err error
+				if r.Kind == kindDelayed {
+					// Stamped with the due time, so the latencies measured
+					// are how late after it each event is handled.
+					due := time.Unix(0, sent).Add(delayedBy)
+					_, err = bus.PublishAt(ctx, outbox.Publisher(tx), topic, aggregateOf(i), newEvent(r.Payload, due.UnixNano()), due)
+				} else {
+					err = bus.Publish(ctx, outbox.Publisher(tx), topic, aggregateOf(i), newEvent(r.Payload, sent))
+				}
+				if err != nil {
 					return err
 				}
 			}

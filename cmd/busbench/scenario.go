@@ -31,10 +31,11 @@ const (
 	kindRelay     = "relay"     // outbox -> relay -> adapter -> handler
 	kindRealPath  = "realpath"  // use case -> outbox -> relay -> adapter -> outbox.NewHandler
 	kindCeiling   = "ceiling"   // the real path's writes on the database alone
+	kindDelayed   = "delayed"   // bus.PublishAt through the outbox, due 1s later: latencies are lateness after due
 	kindIdle      = "idle"      // cmd/app started on configs/app.yaml, idle
 )
 
-var kinds = []string{kindBus, kindWatermill, kindRaw, kindRouter, kindFlood, kindSleep, kindFanout, kindTwo, kindRelay, kindRealPath, kindCeiling, kindIdle}
+var kinds = []string{kindBus, kindWatermill, kindRaw, kindRouter, kindFlood, kindSleep, kindFanout, kindTwo, kindRelay, kindRealPath, kindCeiling, kindDelayed, kindIdle}
 
 // row is one line of the table: what runs, on which adapter, with which
 // payload size, handler concurrency and number of instances.
@@ -128,6 +129,11 @@ func defaultRows() []row {
 	add(row{Adapter: adapterNone, Kind: kindCeiling, DB: db.DriverPostgres, Payload: small, C: 4})
 	for _, a := range []string{bus.AdapterAMQP, bus.AdapterRedisStream} {
 		add(row{Adapter: a, Kind: kindRealPath, DB: db.DriverPostgres, Payload: small, C: 4})
+	}
+	// Scheduled events, as configs/*.yaml pair the databases and adapters.
+	add(row{Adapter: bus.AdapterGoChannel, Kind: kindDelayed, DB: db.DriverSQLite, Payload: small, C: 4})
+	for _, a := range []string{bus.AdapterAMQP, bus.AdapterRedisStream} {
+		add(row{Adapter: a, Kind: kindDelayed, DB: db.DriverPostgres, Payload: small, C: 4})
 	}
 	// Last but the idle app: the heap a flood leaves behind would count in
 	// the next rows' RSS.

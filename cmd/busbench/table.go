@@ -84,6 +84,8 @@ func (rs results) ratios(r result) string {
 		if w.Adapter != adapterDiscard {
 			add("relay→discard", rs.find(row{Adapter: adapterDiscard, Kind: kindRelay, DB: w.DB, Payload: w.Payload, C: 1}), 1)
 		}
+	case kindDelayed:
+		out = append(out, "latencies are after the due time")
 	case kindRealPath:
 		add("DB ceiling", rs.find(row{Adapter: adapterNone, Kind: kindCeiling, DB: w.DB, Payload: w.Payload, C: w.C}), 1)
 	}

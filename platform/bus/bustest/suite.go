@@ -87,6 +87,7 @@ func Run(t *testing.T, a Adapter) {
 		{"DelayedSurvivesRestart", testDelayedSurvivesRestart},
 		{"RetryAfter", testRetryAfter},
 		{"RescheduleBeyond", testRescheduleBeyond},
+		{"ReplayHistory", testReplayHistory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
