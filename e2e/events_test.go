@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,8 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/example/monolith/internal/apptest"
+	"github.com/example/monolith/platform/bus"
+	"github.com/example/monolith/platform/db"
+	"github.com/example/monolith/platform/outbox"
+	"github.com/example/monolith/platform/topics"
 )
 
 // appEvents runs `app events args...` on configs/app.yaml with env and
@@ -104,5 +110,78 @@ func TestEventsHistoryAndReplay(t *testing.T) {
 		if out, err := appEvents(t, env, bad...); err == nil || strings.TrimSpace(out) == "" {
 			t.Errorf("app events %s: succeeded or said nothing", strings.Join(bad, " "))
 		}
+	}
+}
+
+// TestScheduledEvents schedules three registrations into the running app's
+// database, as a use case would: `app events scheduled` and GET
+// /api/ops/scheduled list them, `app events cancel` cancels one and DELETE
+// /api/ops/scheduled/{id} another, and the third arrives once due:
+// customer.create-profile creates its customer, not before.
+func TestScheduledEvents(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "app.db")
+	env := []string{"APP_DATABASE_DSN=" + dsn}
+	in := apptest.Start(t, "configs/app.yaml", env...)
+	ctx := context.Background()
+	cfg := db.DefaultConfig()
+	cfg.DSN = dsn
+	d, err := db.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+
+	soon, later, third := "scheduled-"+apptest.RandomID(), "cancelled-"+apptest.RandomID(), "cancelled-"+apptest.RandomID()
+	var soonID, laterID, thirdID string
+	var due time.Time
+	err = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		pub := outbox.Publisher(tx)
+		due = time.Now().Add(2 * time.Second)
+		var err error
+		if soonID, err = bus.PublishAt(ctx, pub, topics.UserRegistered, soon, topics.UserRegisteredV1{UserID: soon, Email: soon + "@example.com", Name: "Soon"}, due); err != nil {
+			return err
+		}
+		if laterID, err = bus.PublishAfter(ctx, pub, topics.UserRegistered, later, topics.UserRegisteredV1{UserID: later, Email: later + "@example.com", Name: "Later"}, time.Hour); err != nil {
+			return err
+		}
+		thirdID, err = bus.PublishAfter(ctx, pub, topics.UserRegistered, third, topics.UserRegisteredV1{UserID: third, Email: third + "@example.com", Name: "Third"}, time.Hour)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := appEvents(t, env, "scheduled")
+	if err != nil || !strings.Contains(out, soonID) || !strings.Contains(out, laterID) || !strings.Contains(out, thirdID) {
+		t.Fatalf("events scheduled: %v, want the three events listed", err)
+	}
+	if out, err := appEvents(t, env, "cancel", laterID); err != nil || strings.TrimSpace(out) != "cancelled "+laterID {
+		t.Fatalf("events cancel: %v", err)
+	}
+	if out, err := appEvents(t, env, "cancel", laterID); err == nil || !strings.Contains(out, "no scheduled event") {
+		t.Fatalf("events cancel of a cancelled event: %v, want it refused", err)
+	}
+	admin := in.Admin()
+	listed := admin.Expect(t, http.StatusOK, "GET", "/api/ops/scheduled", nil)
+	if events, _ := listed.Body["scheduled"].([]any); len(events) != 2 {
+		t.Fatalf("GET /api/ops/scheduled: %s, want the two events left", listed.Raw)
+	}
+	admin.Expect(t, http.StatusOK, "DELETE", "/api/ops/scheduled/"+thirdID, nil)
+	admin.Expect(t, http.StatusNotFound, "DELETE", "/api/ops/scheduled/"+thirdID, nil)
+	admin.Expect(t, http.StatusBadRequest, "GET", "/api/ops/scheduled?limit=0", nil)
+
+	customers := func(userID string) int {
+		list, _ := in.Expect(t, http.StatusOK, "GET", "/api/customers?user_id="+userID, nil).Body["customers"].([]any)
+		return len(list)
+	}
+	apptest.Eventually(t, "the customer of the scheduled registration", func() bool { return customers(soon) == 1 })
+	if arrived := time.Now(); arrived.Before(due) {
+		t.Fatalf("the scheduled registration was handled %s before it was due", due.Sub(arrived))
+	}
+	if out, err := appEvents(t, env, "scheduled"); err != nil || strings.Contains(out, soonID) || strings.Contains(out, laterID) {
+		t.Fatalf("events scheduled after: %v, want nothing left", err)
+	}
+	if n := customers(later) + customers(third); n != 0 {
+		t.Fatalf("the cancelled registrations made %d customers", n)
 	}
 }

@@ -14,13 +14,15 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/catalog"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/outbox"
 )
 
-// Events runs `app events list|show|replay ...` against the database: the
-// event history the outbox keeps (outbox.retention). It needs no broker: a
+// Events runs `app events list|show|replay|scheduled|cancel ...` against the
+// database: the event history the outbox keeps (outbox.retention) and the
+// events scheduled for later. It needs no broker: a
 // replay goes through the outbox, which the running app forwards.
 func Events(ctx context.Context, cfg Config, logger *slog.Logger, args []string, out io.Writer, contexts ...fx.Option) error {
 	cat, err := Catalog(cfg, logger, contexts...)
@@ -42,7 +44,9 @@ func Events(ctx context.Context, cfg Config, logger *slog.Logger, args []string,
 const eventsUsage = `usage:
   app events list [--topic T] [--aggregate ID] [--correlation ID] [--since TIME] [--limit N]
   app events show ID
-  app events replay --handler NAME [--aggregate ID] [--correlation ID] [--since TIME]
+  app events replay --handler NAME [--topic T] [--aggregate ID] [--correlation ID] [--since TIME]
+  app events scheduled [--limit N]
+  app events cancel ID
 TIME is RFC 3339 (2026-11-29T10:00:00Z) or a duration ago (24h)`
 
 func eventsCommand(ctx context.Context, d *db.DB, handlers []catalog.Handler, args []string, out io.Writer) error {
@@ -115,6 +119,33 @@ func eventsCommand(ctx context.Context, d *db.DB, handlers []catalog.Handler, ar
 			return err
 		}
 		fmt.Fprintf(out, "replayed %d event(s) of %s to %s; the running app forwards them\n", n, h.Topic, h.Name)
+		return nil
+	case "scheduled":
+		if flags.NArg() > 0 {
+			return fmt.Errorf("events scheduled: unexpected %q\n%s", flags.Args(), eventsUsage)
+		}
+		events, err := outbox.ListScheduled(ctx, d, *limit)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tDUE AT\tTOPIC\tAGGREGATE\tREPLAY FOR")
+		for _, e := range events {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.DueAt.Format(time.RFC3339Nano), e.Topic, e.Metadata[bus.MetaAggregateID], e.Metadata[bus.MetaReplayFor])
+		}
+		return w.Flush()
+	case "cancel":
+		if flags.NArg() != 1 {
+			return fmt.Errorf("events cancel: give one ID\n%s", eventsUsage)
+		}
+		ok, err := outbox.CancelScheduled(ctx, d, flags.Arg(0))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("events cancel: no scheduled event %s: unknown, cancelled, or due already", flags.Arg(0))
+		}
+		fmt.Fprintf(out, "cancelled %s\n", flags.Arg(0))
 		return nil
 	}
 	return fmt.Errorf("unknown events command %q\n%s", args[0], eventsUsage)

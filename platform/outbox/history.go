@@ -36,6 +36,7 @@ type HistoryEvent struct {
 
 // HistoryFilter selects events of the history; a zero field selects all.
 type HistoryFilter struct {
+	// Topic is a topic name or a pattern (bus.Match).
 	Topic         string
 	AggregateID   string
 	CorrelationID string
@@ -46,7 +47,7 @@ type HistoryFilter struct {
 }
 
 func (f HistoryFilter) match(e HistoryEvent) bool {
-	return (f.Topic == "" || f.Topic == e.Topic) &&
+	return (f.Topic == "" || bus.Match(f.Topic, e.Topic)) &&
 		(f.AggregateID == "" || f.AggregateID == e.AggregateID) &&
 		(f.CorrelationID == "" || f.CorrelationID == e.CorrelationID) &&
 		(f.Since.IsZero() || !e.OccurredAt.Before(f.Since))
@@ -90,24 +91,24 @@ func HistoryEventByID(ctx context.Context, d *db.DB, id string) (HistoryEvent, e
 }
 
 // ReplayHistory delivers again, to the handler named handler only, the
-// events of topic (the handler's) that f selects, as first published
-// (replays are not replayed again), in commit order: each is written into
-// the outbox again, with the same event id and envelope, addressed to the
-// handler as a poison replay is, so the other handlers of topic ignore it.
-// A handler built with outbox.NewHandler applies each event once, so what
-// it already applied is absorbed. It returns how many events it replayed.
+// events of topic (the handler's topic, or its pattern) that f selects, as
+// first published (replays are not replayed again), in commit order: each
+// is written into the outbox again, with the same event id and envelope,
+// addressed to the handler as a poison replay is, so the other handlers of
+// its topic ignore it. A handler built with outbox.NewHandler applies each
+// event once, so what it already applied is absorbed. It returns how many
+// events it replayed.
 func ReplayHistory(ctx context.Context, d *db.DB, handler, topic string, f HistoryFilter) (int, error) {
-	if f.Topic != "" && f.Topic != topic {
+	if f.Topic != "" && !bus.IsPattern(f.Topic) && !bus.Match(topic, f.Topic) {
 		return 0, fmt.Errorf("outbox: replay: handler %s consumes %s, not %s", handler, topic, f.Topic)
 	}
-	f.Topic = topic
-	var msgs []*message.Message
+	var msgs []bus.TopicMessage
 	err := scanHistory(ctx, d, func(e HistoryEvent) bool {
-		if e.ReplayFor == "" && f.match(e) {
+		if e.ReplayFor == "" && bus.Match(topic, e.Topic) && f.match(e) {
 			msg := message.NewMessage(e.ID, message.Payload(e.Payload))
 			msg.Metadata = maps.Clone(e.Metadata)
 			msg.Metadata.Set(bus.MetaReplayFor, handler)
-			msgs = append(msgs, msg)
+			msgs = append(msgs, bus.TopicMessage{Topic: e.Topic, Message: msg})
 		}
 		return f.Limit <= 0 || len(msgs) < f.Limit
 	})
@@ -117,7 +118,22 @@ func ReplayHistory(ctx context.Context, d *db.DB, handler, topic string, f Histo
 	// A transaction per chunk: a long replay does not hold one open.
 	for chunk := range slices.Chunk(msgs, insertChunk) {
 		err := d.InTx(ctx, func(_ context.Context, tx *db.Tx) error {
-			return Publisher(tx).Publish(topic, chunk...)
+			pub := Publisher(tx)
+			for len(chunk) > 0 { // a run of one topic per statement
+				n := 1
+				for n < len(chunk) && chunk[n].Topic == chunk[0].Topic {
+					n++
+				}
+				run := make([]*message.Message, n)
+				for i, m := range chunk[:n] {
+					run[i] = m.Message
+				}
+				if err := pub.Publish(chunk[0].Topic, run...); err != nil {
+					return err
+				}
+				chunk = chunk[n:]
+			}
+			return nil
 		})
 		if err != nil {
 			return 0, fmt.Errorf("outbox: replay to %s: %w", handler, err)

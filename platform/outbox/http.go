@@ -14,9 +14,37 @@ import (
 // HistoryRoutes serve the event history under /api/ops/events, on the admin
 // listener: GET /api/ops/events lists it (topic, aggregate, correlation,
 // since and limit, as `app events list`), GET /api/ops/events/{id} shows
-// one event.
+// one event. GET /api/ops/scheduled lists the scheduled events (limit), and
+// DELETE /api/ops/scheduled/{id} cancels one (404 once it is due).
 func HistoryRoutes(d *db.DB) []httpx.Route {
 	return []httpx.Route{
+		{Pattern: "GET /api/ops/scheduled", Handler: httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			limit := 100
+			for k, v := range r.URL.Query() {
+				n, err := strconv.Atoi(v[0])
+				if k != "limit" || err != nil || n < 1 || n > 1000 {
+					return httpx.BadRequest("the scheduled events take one query parameter, limit, an integer from 1 to 1000")
+				}
+				limit = n
+			}
+			events, err := ListScheduled(r.Context(), d, limit)
+			if err != nil {
+				return err
+			}
+			httpx.WriteJSON(w, http.StatusOK, map[string]any{"scheduled": events})
+			return nil
+		}), Admin: true},
+		{Pattern: "DELETE /api/ops/scheduled/{id}", Handler: httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			ok, err := CancelScheduled(r.Context(), d, r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return httpx.NotFound("no scheduled event %s: unknown, cancelled, or due already", r.PathValue("id"))
+			}
+			httpx.WriteJSON(w, http.StatusOK, map[string]any{"cancelled": r.PathValue("id")})
+			return nil
+		}), Admin: true},
 		{Pattern: "GET /api/ops/events", Handler: httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			f, err := historyFilterOf(r)
 			if err != nil {

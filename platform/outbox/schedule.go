@@ -81,7 +81,7 @@ func ListScheduled(ctx context.Context, d *db.DB, limit int) ([]Scheduled, error
 	if err != nil {
 		return nil, fmt.Errorf("outbox: list scheduled events: %w", err)
 	}
-	out := make([]Scheduled, len(rows))
+	out := make([]Scheduled, len(rows)) // [] in JSON, not null, when none
 	for i, r := range rows {
 		out[i] = Scheduled{ID: r.ID, Topic: r.Topic, DueAt: r.DueAt.UTC(), Payload: r.Payload, ScheduledAt: r.ScheduledAt.UTC()}
 		if err := json.Unmarshal([]byte(r.Metadata), &out[i].Metadata); err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // testReplayHistory: a handler added after 1,000 events went through the
-// outbox catches up by a replay of the history addressed to it. It reaches
+// outbox (a pattern handler, here) catches up by a replay of the history addressed to it. It reaches
 // the state of the handler that saw them live, which applies nothing twice,
 // and a second replay changes nothing. The effect, a counter, is not
 // idempotent by itself: only the processed-events record keeps it exact.
@@ -26,13 +26,20 @@ func testReplayHistory(t *testing.T, s *suite) {
 	}
 	topic := s.topic("tallied")
 	live, late := s.handlerName("count-live"), s.handlerName("count-late")
+	count := func(ctx context.Context, name, aggregate string) error {
+		_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO tallies (handler, aggregate, n) VALUES ($1, $2, 1)
+			ON CONFLICT (handler, aggregate) DO UPDATE SET n = tallies.n + 1`, name, aggregate)
+		return err
+	}
 	counter := func(name string) bus.Handler {
 		return outbox.NewHandler(d, name, topic, func(ctx context.Context, e bus.Event[Item]) error {
-			_, err := d.Q(ctx).ExecContext(ctx, `INSERT INTO tallies (handler, aggregate, n) VALUES ($1, $2, 1)
-				ON CONFLICT (handler, aggregate) DO UPDATE SET n = tallies.n + 1`, name, e.AggregateID)
-			return err
+			return count(ctx, name, e.AggregateID)
 		})
 	}
+	// The late handler consumes a pattern: a replay reaches it too.
+	lateCounter := outbox.NewPatternHandler(d, late, "conformance.t"+s.id+".*", func(ctx context.Context, e bus.RawEvent) error {
+		return count(ctx, late, e.AggregateID)
+	})
 	tallies := func(name string) map[string]int {
 		t.Helper()
 		rows, err := d.QueryContext(ctx, `SELECT aggregate, n FROM tallies WHERE handler = $1`, name)
@@ -71,9 +78,9 @@ func testReplayHistory(t *testing.T, s *suite) {
 	stop()
 
 	// The new handler joins; the history is replayed to it alone, twice.
-	s.startApp(d, s.config(), counter(live), counter(late))
+	s.startApp(d, s.config(), counter(live), lateCounter)
 	for range 2 {
-		replayed, err := outbox.ReplayHistory(ctx, d, late, topic.Name(), outbox.HistoryFilter{})
+		replayed, err := outbox.ReplayHistory(ctx, d, late, lateCounter.Topic(), outbox.HistoryFilter{})
 		if err != nil || replayed != n {
 			t.Fatalf("replayed %d events (%v), want %d", replayed, err, n)
 		}
