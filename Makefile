@@ -34,8 +34,8 @@ test: ## unit and integration tests (service tests skip when their service is un
 	@# make check runs $(CHECK_TESTS): the scaffold's end-to-end test runs
 	@# sqlc, and the Dockerfile's flags share no build cache with go test, so
 	@# on a fresh machine each compiles for minutes.
-	$(GO) test -count=1 -race -skip 'TestAMQPConformance/Reconnect|$(CHECK_TESTS)' $$($(GO) list ./... | grep -v /faults)
-	$(GO) test -count=1 -run 'TestAMQPConformance/Reconnect' ./platform/bus/
+	$(GO) test -count=1 -race -skip 'TestAMQP(Quorum)?Conformance/Reconnect|$(CHECK_TESTS)' $$($(GO) list ./... | grep -v /faults)
+	$(GO) test -count=1 -run 'TestAMQP(Quorum)?Conformance/Reconnect' ./platform/bus/
 
 check: check-generated lint ## committed sqlc code up to date, lint, a scaffolded context built, tested and run, the Dockerfile's build
 	$(GO) test -count=1 -run '$(CHECK_TESTS)' ./cmd/scaffold/ ./deploy/

@@ -23,17 +23,18 @@ type amqpAdapter struct {
 	// inspecting is held while queue depths are read (amqpdepth.go).
 	inspecting sync.Mutex
 
-	cfg      AMQPConfig
-	instance string
-	logger   watermill.LoggerAdapter
-	pubConn  *amqp.ConnectionWrapper
-	subConn  *amqp.ConnectionWrapper
-	pub      *renewingAMQPPublisher
-	batcher  amqpBatcher // PublishBatch's channel on pubConn
+	cfg         AMQPConfig
+	poisonTopic string
+	instance    string
+	logger      watermill.LoggerAdapter
+	pubConn     *amqp.ConnectionWrapper
+	subConn     *amqp.ConnectionWrapper
+	pub         *renewingAMQPPublisher
+	batcher     amqpBatcher // PublishBatch's channel on pubConn
 }
 
 func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*amqpAdapter, error) {
-	a := &amqpAdapter{cfg: cfg.AMQP, instance: instance, logger: logger}
+	a := &amqpAdapter{cfg: cfg.AMQP, poisonTopic: cfg.PoisonTopic, instance: instance, logger: logger}
 	reconnect := amqp.DefaultReconnectConfig()
 	// The default grows to 60s between attempts: a broker back after a
 	// restart would then wait up to a minute for its clients.
@@ -69,11 +70,23 @@ func newAMQP(ctx context.Context, cfg Config, instance string, logger watermill.
 // config is the topology for h; the zero Handler gives the publisher's.
 func (a *amqpAdapter) config(h Handler) amqp.Config {
 	routingKey := func(topic string) string { return topic }
-	queue := amqp.QueueConfig{GenerateName: amqp.GenerateQueueNameConstant(h.name), Durable: a.cfg.Durable}
+	queue := amqp.QueueConfig{GenerateName: amqp.GenerateQueueNameConstant(h.name), Durable: a.cfg.Durable, Arguments: amqp091.Table{}}
 	if h.ordered {
 		// RabbitMQ delivers to one consumer of the queue at a time, across
 		// instances, and fails over to another when it goes away.
-		queue.Arguments = amqp091.Table{"x-single-active-consumer": true}
+		queue.Arguments["x-single-active-consumer"] = true
+	}
+	if a.cfg.QueueType == QueueQuorum {
+		queue.Arguments["x-queue-type"] = QueueQuorum
+		if a.cfg.DeliveryLimit > 0 && !h.poison {
+			// (A poison handler's queue has no limit: its messages would
+			// be dead-lettered to itself.)
+			// Past the limit the message goes to the poison topic, where
+			// the poison store keeps it, instead of being dropped.
+			queue.Arguments["x-delivery-limit"] = a.cfg.DeliveryLimit
+			queue.Arguments["x-dead-letter-exchange"] = a.cfg.Exchange
+			queue.Arguments["x-dead-letter-routing-key"] = a.poisonTopic
+		}
 	}
 	if h.broadcast {
 		// One private queue per instance, gone when the instance disconnects.
@@ -166,7 +179,7 @@ func (b *amqpTopology) BuildTopology(ch *amqp091.Channel, p amqp.BuildTopologyPa
 	if amqpErr, ok := errors.AsType[*amqp091.Error](err); ok && amqpErr.Code == amqp091.PreconditionFailed {
 		// RabbitMQ never changes the arguments of an existing queue; adding
 		// or removing bus.Ordered changes x-single-active-consumer.
-		return fmt.Errorf("queue %s exists with other arguments than its handler declares (bus.Ordered adds x-single-active-consumer): stop the handler's instances, let the queue drain, delete it (rabbitmqctl delete_queue %s) and start again: %w",
+		return fmt.Errorf("queue %s exists with other arguments than its handler declares (bus.Ordered adds x-single-active-consumer; bus.amqp.queue_type and delivery_limit set x-queue-type, x-delivery-limit and its dead-letter target): stop the handler's instances, let the queue drain, delete it (rabbitmqctl delete_queue %s) and start again: %w",
 			p.QueueName, p.QueueName, err)
 	}
 	return err

@@ -60,6 +60,7 @@ type Bus struct {
 	router    *message.Router
 	handlers  []Handler
 	subs      []*drainingSubscriber
+	bridges   []bridge
 
 	poison    message.HandlerMiddleware
 	scheduler Scheduler
@@ -102,6 +103,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 	if err := b.build(opts); err != nil {
 		_ = a.close()
 		return nil, err
+	}
+	if b.bridges, err = newBridges(ctx, cfg, opts.Instance, logger, b.wmLogger); err != nil {
+		_ = a.close()
+		return nil, err
+	}
+	for _, br := range b.bridges {
+		if err := b.Register(br.handler); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -353,7 +364,7 @@ func (b *Bus) Close() error {
 	for _, s := range b.subs {
 		errs = append(errs, s.Close())
 	}
-	errs = append(errs, b.adapter.close())
+	errs = append(errs, b.adapter.close(), closeBridges(b.bridges))
 	return errors.Join(errs...)
 }
 

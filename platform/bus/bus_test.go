@@ -49,6 +49,17 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{func(c *bus.Config) { c.HandlerTimeout = 0 }, "bus.handler_timeout"},
 		{func(c *bus.Config) { c.Concurrency = 0 }, "bus.concurrency: must be >= 1, got 0"},
 		{func(c *bus.Config) { c.Handlers = map[string]bus.HandlerConfig{"test.greet": {}} }, "bus.handlers.test.greet.concurrency: must be >= 1, got 0"},
+		{func(c *bus.Config) { c.Retry.RescheduleBeyond = -time.Second }, "bus.retry.reschedule_beyond: must be >= 0"},
+		{func(c *bus.Config) { c.Adapter, c.AMQP.QueueType = bus.AdapterAMQP, "stream" }, `bus.amqp.queue_type: unknown queue type "stream"`},
+		{func(c *bus.Config) { c.Adapter, c.AMQP.QueueType, c.AMQP.Durable = bus.AdapterAMQP, bus.QueueQuorum, false }, "bus.amqp.queue_type: quorum queues are always durable"},
+		{func(c *bus.Config) { c.Adapter, c.AMQP.DeliveryLimit = bus.AdapterAMQP, 5 }, "bus.amqp.delivery_limit: applies to quorum queues only"},
+		{func(c *bus.Config) {
+			c.Bridges = map[string]bus.BridgeConfig{"eu": {Topics: "identity.#", Adapter: bus.AdapterAMQP}}
+		}, "bus.bridges.eu.url: required"},
+		{func(c *bus.Config) {
+			c.Bridges = map[string]bus.BridgeConfig{"eu": {Topics: "identity.*x", Adapter: bus.AdapterRedisStream, Addr: "r:6379"}}
+		}, "bus.bridges.eu.topics: want a topic name or a pattern"},
+		{func(c *bus.Config) { c.Bridges = map[string]bus.BridgeConfig{"EU": {Topics: "#", Adapter: "kafka"}} }, "bus.bridges.EU.adapter: want amqp or redisstream"},
 	}
 	for _, tt := range tests {
 		cfg := bus.DefaultConfig()

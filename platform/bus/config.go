@@ -35,6 +35,9 @@ type Config struct {
 	Concurrency int `yaml:"concurrency"`
 	// Handlers tunes handlers by name, overriding what their code sets.
 	Handlers map[string]HandlerConfig `yaml:"handlers"`
+	// Bridges publish the events of some topics again on other brokers,
+	// by name (docs/bus.md, "Bridges").
+	Bridges map[string]BridgeConfig `yaml:"bridges"`
 
 	Retry     RetryConfig     `yaml:"retry"`
 	GoChannel GoChannelConfig `yaml:"gochannel"`
@@ -66,6 +69,12 @@ type GoChannelConfig struct {
 	QueueSize int `yaml:"queue_size"`
 }
 
+// Queue types of bus.amqp.queue_type.
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
+)
+
 // AMQPConfig configures RabbitMQ: one durable topic exchange, routing key =
 // topic name, one queue per handler.
 type AMQPConfig struct {
@@ -79,6 +88,14 @@ type AMQPConfig struct {
 	Durable bool `yaml:"durable"`
 	// PublishChannels is the size of the publisher's channel pool.
 	PublishChannels int `yaml:"publish_channels"`
+	// QueueType is the type of the handlers' queues: classic, or quorum
+	// (replicated across a RabbitMQ cluster's nodes). A broadcast
+	// handler's private queue stays classic.
+	QueueType string `yaml:"queue_type"`
+	// DeliveryLimit is how many times a quorum queue delivers a message
+	// before it dead-letters it to the poison topic (a handler that crashes
+	// its process on it, again and again); 0: no limit.
+	DeliveryLimit int `yaml:"delivery_limit"`
 	// TLS configures an amqps:// connection: the authorities to trust and
 	// a client certificate.
 	TLS TLSConfig `yaml:"tls"`
@@ -131,6 +148,7 @@ func DefaultConfig() Config {
 			Prefetch:        16,
 			Durable:         true,
 			PublishChannels: 8,
+			QueueType:       QueueClassic,
 		},
 		Redis: RedisConfig{
 			Addr:          "127.0.0.1:6379",
@@ -155,6 +173,7 @@ func (c Config) Validate() error {
 			bad(key, "must be > 0, got %s", d)
 		}
 	}
+	validateBridges(c, bad)
 	switch c.Adapter {
 	case AdapterGoChannel:
 		if c.GoChannel.QueueSize < 1 {
@@ -172,6 +191,21 @@ func (c Config) Validate() error {
 		}
 		if c.AMQP.PublishChannels < 1 {
 			bad("amqp.publish_channels", "must be >= 1, got %d", c.AMQP.PublishChannels)
+		}
+		switch c.AMQP.QueueType {
+		case QueueClassic:
+			if c.AMQP.DeliveryLimit != 0 {
+				bad("amqp.delivery_limit", "applies to quorum queues only (bus.amqp.queue_type: quorum), got %d", c.AMQP.DeliveryLimit)
+			}
+		case QueueQuorum:
+			if !c.AMQP.Durable {
+				bad("amqp.queue_type", "quorum queues are always durable: set bus.amqp.durable to true")
+			}
+		default:
+			bad("amqp.queue_type", "unknown queue type %q (want %s or %s)", c.AMQP.QueueType, QueueClassic, QueueQuorum)
+		}
+		if c.AMQP.DeliveryLimit < 0 {
+			bad("amqp.delivery_limit", "must be >= 0 (0: no limit), got %d", c.AMQP.DeliveryLimit)
 		}
 		validateAMQPTLS(c.AMQP, bad)
 	case AdapterRedisStream:

@@ -40,7 +40,7 @@ func NewPoisonHandler(name string, fn func(context.Context, PoisonedMessage) err
 func DecodePoisoned(msg *message.Message) PoisonedMessage {
 	md := maps.Clone(msg.Metadata)
 	attempts, _ := strconv.Atoi(md.Get(MetaAttempts))
-	return PoisonedMessage{
+	p := PoisonedMessage{
 		ID:       msg.UUID,
 		Topic:    md.Get(middleware.PoisonedTopicKey),
 		Handler:  md.Get(middleware.PoisonedHandlerKey),
@@ -49,6 +49,14 @@ func DecodePoisoned(msg *message.Message) PoisonedMessage {
 		Payload:  msg.Payload,
 		Metadata: md,
 	}
+	if queue := md.Get("x-first-death-queue"); p.Handler == "" && queue != "" {
+		// Dead-lettered by RabbitMQ, not by the bus: a quorum queue's
+		// bus.amqp.delivery_limit. The queue is the handler's.
+		p.Handler, p.Topic = queue, md.Get(MetaEventType)
+		p.Reason = fmt.Sprintf("RabbitMQ dead-lettered it from queue %s (%s): delivered bus.amqp.delivery_limit times without an ack, as when its handler crashes the process",
+			queue, md.Get("x-first-death-reason"))
+	}
+	return p
 }
 
 // poisonHandlerError keeps a poison handler's failure out of the poison topic.

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestScheduledEventsJoinTheTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		var id string
-		due := time.Now().Add(300 * time.Millisecond)
+		due := time.Now().Add(time.Second)
 		err = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) (err error) {
 			id, err = bus.PublishAt(ctx, outbox.Publisher(tx), placed, "o-2", order{Seq: 2}, due)
 			return err
@@ -72,7 +73,12 @@ func TestDueEventsMoveOnceWithSeveralRelays(t *testing.T) {
 	d := dbtest.Open(t, db.DriverPostgres, outbox.Migrations)
 	const n = 1200 // more than one relay moves in one transaction
 	ctx := context.Background()
-	due := time.Now().Add(200 * time.Millisecond)
+	out := &recorder{}
+	if _, err := outbox.NewRelay(d, out, outbox.DefaultConfig(), slog.New(slog.DiscardHandler)); err != nil { // creates the tables
+		t.Fatal(err)
+	}
+	// Late enough that the transaction (slow under -race) ends before.
+	due := time.Now().Add(2 * time.Second)
 	err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		for i := range n {
 			if _, err := bus.PublishAt(ctx, outbox.Publisher(tx), placed, "o", order{Seq: i}, due); err != nil {
@@ -84,7 +90,9 @@ func TestDueEventsMoveOnceWithSeveralRelays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &recorder{}
+	if time.Now().After(due) {
+		t.Fatal("the events fell due before their transaction committed; the test needs a later due time")
+	}
 	for range 3 {
 		startRelay(t, d, out)
 	}
