@@ -95,8 +95,7 @@ func newBridges(ctx context.Context, cfg Config, instance string, logger *slog.L
 		target := b.target(cfg)
 		a, err := newAdapter(ctx, target, instance, wmLogger)
 		if err != nil {
-			closeBridges(out)
-			return nil, fmt.Errorf("bus.bridges.%s: %w", name, err)
+			return nil, errors.Join(fmt.Errorf("bus.bridges.%s: %w", name, err), closeBridges(out))
 		}
 		pub := retryingPublisher{a.publisher(), cfg.PublishTimeout}
 		out = append(out, bridge{name: name, adapter: a, handler: bridgeHandler("bridge."+name, b.Topics, pub, logger)})

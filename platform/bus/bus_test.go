@@ -51,7 +51,9 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{func(c *bus.Config) { c.Handlers = map[string]bus.HandlerConfig{"test.greet": {}} }, "bus.handlers.test.greet.concurrency: must be >= 1, got 0"},
 		{func(c *bus.Config) { c.Retry.RescheduleBeyond = -time.Second }, "bus.retry.reschedule_beyond: must be >= 0"},
 		{func(c *bus.Config) { c.Adapter, c.AMQP.QueueType = bus.AdapterAMQP, "stream" }, `bus.amqp.queue_type: unknown queue type "stream"`},
-		{func(c *bus.Config) { c.Adapter, c.AMQP.QueueType, c.AMQP.Durable = bus.AdapterAMQP, bus.QueueQuorum, false }, "bus.amqp.queue_type: quorum queues are always durable"},
+		{func(c *bus.Config) {
+			c.Adapter, c.AMQP.QueueType, c.AMQP.Durable = bus.AdapterAMQP, bus.QueueQuorum, false
+		}, "bus.amqp.queue_type: quorum queues are always durable"},
 		{func(c *bus.Config) { c.Adapter, c.AMQP.DeliveryLimit = bus.AdapterAMQP, 5 }, "bus.amqp.delivery_limit: applies to quorum queues only"},
 		{func(c *bus.Config) {
 			c.Bridges = map[string]bus.BridgeConfig{"eu": {Topics: "identity.#", Adapter: bus.AdapterAMQP}}

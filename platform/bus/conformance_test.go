@@ -187,16 +187,16 @@ func TestAMQPQuorumDeliveryLimit(t *testing.T) {
 	_ = start(handler).Close()
 
 	// nackAll takes the queue's deliveries of the event and requeues them,
-	// as a consumer dying on it would, until max are seen or the queue
+	// as a consumer dying on it would, until most are seen or the queue
 	// holds no more; it returns the x-delivery-count of each.
-	nackAll := func(max int) []any {
+	nackAll := func(most int) []any {
 		var counts []any
 		withChannel(t, url, func(ch *amqp091.Channel) error {
 			deliveries, err := ch.Consume(name, "", false, false, false, false, nil)
 			if err != nil {
 				return err
 			}
-			for len(counts) < max {
+			for len(counts) < most {
 				select {
 				case d := <-deliveries:
 					counts = append(counts, d.Headers["x-delivery-count"])
