@@ -2,7 +2,6 @@ package bus_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -46,31 +45,17 @@ func TestBridgeSurvivesAConnectionDrop(t *testing.T) {
 			return err
 		})
 	})
-	start := func(cfg bus.Config, hs ...bus.Handler) *bus.Bus {
-		b, err := bus.New(context.Background(), cfg, bus.Options{Logger: slog.New(slog.NewTextHandler(testenv.Output(t), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		if err := b.Register(hs...); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	var (
 		mu   sync.Mutex
 		seen = map[string]int{}
 	)
-	start(cfgB, bus.NewHandler(counter, topic, func(_ context.Context, e bus.Event[int]) error {
+	startBus(t, cfgB, bus.NewHandler(counter, topic, func(_ context.Context, e bus.Event[int]) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[e.EventID]++
 		return nil
 	}))
-	a := start(cfgA)
+	a := startBus(t, cfgA)
 	if hs := a.Handlers(); len(hs) != 1 || hs[0].Name() != "bridge."+bridge || hs[0].Topic() != "bridgetest.t"+id+".#" {
 		t.Fatalf("handlers of the bridged bus: %v, want the bridge's", hs)
 	}

@@ -18,8 +18,7 @@ import (
 type fanIn []message.Subscriber
 
 func (f fanIn) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	out := make(chan *message.Message)
-	var wg sync.WaitGroup
+	ins := make([]<-chan *message.Message, 0, len(f))
 	for _, s := range f {
 		// On an error the caller cancels ctx, which ends the subscriptions
 		// already made and their forwarders.
@@ -27,18 +26,51 @@ func (f fanIn) Subscribe(ctx context.Context, topic string) (<-chan *message.Mes
 		if err != nil {
 			return nil, err
 		}
+		ins = append(ins, in)
+	}
+	return merge(ctx, ins, 0), nil
+}
+
+// merge forwards the messages of ins into one channel, closed once they all
+// are. With limit > 0, at most limit forwarded messages are unacked at a
+// time: the next waits for an ack or a nack.
+func merge(ctx context.Context, ins []<-chan *message.Message, limit int) <-chan *message.Message {
+	out := make(chan *message.Message)
+	var slots chan struct{}
+	if limit > 0 {
+		slots = make(chan struct{}, limit)
+	}
+	var wg sync.WaitGroup
+	for _, in := range ins {
 		wg.Go(func() {
 			for msg := range in {
+				if slots != nil {
+					select {
+					case slots <- struct{}{}:
+					case <-ctx.Done():
+						return // the adapter redelivers what it handed over unacked
+					}
+				}
 				select {
 				case out <- msg:
 				case <-ctx.Done():
-					return // the adapter redelivers what it handed over unacked
+					return
+				}
+				if slots != nil {
+					go func() {
+						select {
+						case <-msg.Acked():
+						case <-msg.Nacked():
+						case <-ctx.Done():
+						}
+						<-slots
+					}()
 				}
 			}
 		})
 	}
 	go func() { wg.Wait(); close(out) }()
-	return out, nil
+	return out
 }
 
 func (f fanIn) Close() error {

@@ -158,20 +158,7 @@ func TestAMQPQuorumDeliveryLimit(t *testing.T) {
 			return nil
 		})
 	})
-	start := func(hs ...bus.Handler) *bus.Bus {
-		b, err := bus.New(context.Background(), cfg, bus.Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		if err := b.Register(hs...); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	start := func(hs ...bus.Handler) *bus.Bus { return startBus(t, cfg, hs...) }
 	poisoned := make(chan bus.PoisonedMessage, 1)
 	poisonBus := start(bus.NewPoisonHandler("quorumtest.poison-"+id, func(_ context.Context, m bus.PoisonedMessage) error {
 		poisoned <- m
@@ -252,4 +239,22 @@ func TestAMQPQuorumDeliveryLimit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the message past its delivery limit never reached the poison topic")
 	}
+}
+
+// startBus starts a bus on cfg with hs, logging warnings into the test's
+// output, and closes it at the end of the test.
+func startBus(t *testing.T, cfg bus.Config, hs ...bus.Handler) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(context.Background(), cfg, bus.Options{Logger: slog.New(slog.NewTextHandler(testenv.Output(t), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Register(hs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

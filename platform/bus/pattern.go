@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -155,9 +154,7 @@ type topicFanIn struct {
 }
 
 func (f topicFanIn) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
-	out := make(chan *message.Message)
-	slots := make(chan struct{}, max(f.n, 1))
-	var wg sync.WaitGroup
+	ins := make([]<-chan *message.Message, 0, len(f.subs))
 	for topic, s := range f.subs {
 		// On an error the caller cancels ctx, which ends the subscriptions
 		// already made and their forwarders.
@@ -165,31 +162,9 @@ func (f topicFanIn) Subscribe(ctx context.Context, _ string) (<-chan *message.Me
 		if err != nil {
 			return nil, err
 		}
-		wg.Go(func() {
-			for msg := range in {
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return // the adapter redelivers what it handed over unacked
-				}
-				select {
-				case out <- msg:
-				case <-ctx.Done():
-					return
-				}
-				go func() {
-					select {
-					case <-msg.Acked():
-					case <-msg.Nacked():
-					case <-ctx.Done():
-					}
-					<-slots
-				}()
-			}
-		})
+		ins = append(ins, in)
 	}
-	go func() { wg.Wait(); close(out) }()
-	return out, nil
+	return merge(ctx, ins, max(f.n, 1)), nil
 }
 
 func (f topicFanIn) Close() error {

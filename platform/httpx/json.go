@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // MaxBodyBytes caps request bodies.
@@ -52,4 +53,21 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// MaxLimit is the most items a list endpoint returns per request.
+const MaxLimit = 1000
+
+// Limit is the request's limit query parameter, or def when it is absent;
+// a 400 error when it is not an integer from 1 to MaxLimit.
+func Limit(r *http.Request, def int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxLimit {
+		return 0, BadRequest("limit must be an integer from 1 to %d", MaxLimit)
+	}
+	return n, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/example/monolith/platform/db"
@@ -19,13 +18,14 @@ import (
 func HistoryRoutes(d *db.DB) []httpx.Route {
 	return []httpx.Route{
 		{Pattern: "GET /api/ops/scheduled", Handler: httpx.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			limit := 100
-			for k, v := range r.URL.Query() {
-				n, err := strconv.Atoi(v[0])
-				if k != "limit" || err != nil || n < 1 || n > 1000 {
-					return httpx.BadRequest("the scheduled events take one query parameter, limit, an integer from 1 to 1000")
+			for k := range r.URL.Query() {
+				if k != "limit" {
+					return httpx.BadRequest("unknown query parameter %q; the scheduled events take limit", k)
 				}
-				limit = n
+			}
+			limit, err := httpx.Limit(r, 100)
+			if err != nil {
+				return err
 			}
 			events, err := ListScheduled(r.Context(), d, limit)
 			if err != nil {
@@ -83,13 +83,10 @@ func historyFilterOf(r *http.Request) (HistoryFilter, error) {
 			return HistoryFilter{}, httpx.BadRequest("unknown query parameter %q; the history takes topic, aggregate, correlation, since and limit", k)
 		}
 	}
-	f := HistoryFilter{Topic: q.Get("topic"), AggregateID: q.Get("aggregate"), CorrelationID: q.Get("correlation"), Limit: 100}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return HistoryFilter{}, httpx.BadRequest("limit must be an integer from 1 to 1000")
-		}
-		f.Limit = n
+	f := HistoryFilter{Topic: q.Get("topic"), AggregateID: q.Get("aggregate"), CorrelationID: q.Get("correlation")}
+	var err error
+	if f.Limit, err = httpx.Limit(r, 100); err != nil {
+		return HistoryFilter{}, err
 	}
 	if v := q.Get("since"); v != "" {
 		t, err := ParseSince(v, time.Now())

@@ -31,7 +31,7 @@ func actor(r *http.Request) Actor { return Actor{Who: httpx.Operator(r.Context()
 func filterOf(r *http.Request) (Filter, error) {
 	f := Filter{Topic: r.URL.Query().Get("topic"), Handler: r.URL.Query().Get("handler")}
 	var err error
-	if f.Limit, err = limitOf(r); err != nil {
+	if f.Limit, err = httpx.Limit(r, 0); err != nil {
 		return Filter{}, err
 	}
 	if v := r.URL.Query().Get("all"); v != "" {
@@ -40,19 +40,6 @@ func filterOf(r *http.Request) (Filter, error) {
 		}
 	}
 	return f, nil
-}
-
-// limitOf is the limit query parameter; 0 when absent.
-func limitOf(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 1000 {
-		return 0, httpx.BadRequest("limit must be an integer from 1 to 1000")
-	}
-	return n, nil
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) error {
@@ -127,7 +114,7 @@ func (h handlers) purgeAll(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h handlers) audit(w http.ResponseWriter, r *http.Request) error {
-	limit, err := limitOf(r)
+	limit, err := httpx.Limit(r, 0)
 	if err != nil {
 		return err
 	}

@@ -222,6 +222,9 @@ func testRetryAfter(t *testing.T, s *suite) {
 	mu.Unlock()
 	if waited := got.of(0)[0].Sub(first); waited < 500*time.Millisecond {
 		t.Fatalf("retried %s after the first attempt, want >= 500ms", waited)
+	} else {
+		t.Logf("event 0 asked to retry after 500ms at its first attempt; events 1 and 2 were handled %s and %s later, at concurrency 1; event 0 came back %s after its first attempt",
+			got.of(1)[0].Sub(first).Round(time.Millisecond), got.of(2)[0].Sub(first).Round(time.Millisecond), waited.Round(time.Millisecond))
 	}
 	if len(sink.all()) != 0 {
 		t.Fatalf("poisoned: %+v", sink.all())

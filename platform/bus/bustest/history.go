@@ -96,7 +96,9 @@ func testReplayHistory(t *testing.T, s *suite) {
 	eventually(t, wait, "both handlers count the event published after the replays", func() bool {
 		return tallies(late)["sentinel"] == 1 && tallies(live)["sentinel"] == 1
 	})
-	if got, want := tallies(late), tallies(live); !maps.Equal(got, want) || total(want) != n+1 {
+	got, want := tallies(late), tallies(live)
+	if !maps.Equal(got, want) || total(want) != n+1 {
 		t.Fatalf("after two replays: late %v (%d events), live %v (%d events); want both the same, %d events", got, total(got), want, total(want), n+1)
 	}
+	t.Logf("after two replays of %d events to %s (pattern %s): it counted %d events, as %s did live: %v", n, late, lateCounter.Topic(), total(got), live, got)
 }
