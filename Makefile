@@ -43,7 +43,7 @@ check: check-generated lint ## committed sqlc code up to date, lint, a scaffolde
 test-faults: ## the fault tests: they stop brokers and drop every connection, so run them alone
 	$(GO) test -count=1 -timeout 20m ./faults/
 
-up: ## start RabbitMQ, Redis and PostgreSQL (compose.yaml) and wait until they are healthy
+up: ## start RabbitMQ, Redis, NATS and PostgreSQL (compose.yaml) and wait until they are healthy
 	docker compose up -d --wait
 
 down: ## stop the services of make up and delete their data

@@ -43,7 +43,7 @@ const users = 2000
 var brokers = []struct {
 	name string
 	new  func(*testing.T) *apptest.Broker
-}{{"amqp", apptest.AMQP}, {"redisstream", apptest.Redis}}
+}{{"amqp", apptest.AMQP}, {"redisstream", apptest.Redis}, {"nats", apptest.NATS}}
 
 func TestFaults(t *testing.T) {
 	for _, b := range brokers {

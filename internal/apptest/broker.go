@@ -6,12 +6,15 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
@@ -166,5 +169,80 @@ func waitPort(t *testing.T, addr string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not listening after 30s", addr)
 		}
+	}
+}
+
+// NATS is a nats-server of the test's own, with JetStream on a store in a
+// temporary directory, on a free port, reached through a proxy: NATS has
+// no command that closes its clients' connections, so Drop closes them at
+// the proxy. Restart stops the server (SIGTERM) and starts it again on the
+// same store.
+func NATS(t *testing.T) *Broker {
+	testenv.RequireNATS(t) // the server binary comes with the service
+	server := testenv.RequireCommand(t, "nats-server")
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var cmd *exec.Cmd
+	start := func() {
+		cmd = exec.Command(server, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start nats-server: %v", err)
+		}
+		waitPort(t, addr)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	start()
+	t.Cleanup(func() { stop() })
+	proxy := testenv.NewProxy(t, addr)
+	return &Broker{
+		Adapter: "nats",
+		Config:  "configs/nats.yaml",
+		// A killed instance's deliveries come back after ack_wait: 10s
+		// instead of a minute keeps the run short.
+		Env: []string{"APP_BUS_NATS_URL=nats://" + proxy.Addr, "APP_BUS_NATS_ACK_WAIT=10s"},
+		Inject: func(t *testing.T, topic string, msg *message.Message, raw bool) {
+			conn, err := nats.Connect("nats://" + addr)
+			if err != nil {
+				t.Fatalf("connect nats: %v", err)
+			}
+			defer conn.Close()
+			js, err := conn.JetStream()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := nats.NewMsg("events." + topic)
+			out.Data = msg.Payload
+			if !raw {
+				// As watermill-nats writes a message: its UUID and
+				// metadata as headers.
+				if out, err = (&wmnats.NATSMarshaler{}).Marshal("events."+topic, msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := js.PublishMsg(out); err != nil {
+				t.Fatalf("inject: %v", err)
+			}
+		},
+		Drop: func(t *testing.T) {
+			if n := proxy.Drop(); n == 0 {
+				t.Fatal("no connection to drop")
+			}
+		},
+		Restart: func(*testing.T) time.Duration {
+			began := time.Now()
+			stop()
+			time.Sleep(500 * time.Millisecond) // down for a moment, as a real restart is
+			start()
+			return time.Since(began)
+		},
 	}
 }

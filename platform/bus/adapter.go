@@ -26,6 +26,8 @@ func newAdapter(ctx context.Context, cfg Config, instance string, logger watermi
 		return newAMQP(ctx, cfg, instance, logger)
 	case AdapterRedisStream:
 		return newRedisStream(ctx, cfg, instance, logger)
+	case AdapterNATS:
+		return newNATS(ctx, cfg, instance, logger)
 	default:
 		return newGoChannel(cfg), nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -13,11 +14,13 @@ const (
 	AdapterGoChannel   = "gochannel"
 	AdapterAMQP        = "amqp"
 	AdapterRedisStream = "redisstream"
+	AdapterNATS        = "nats"
 )
 
 // Config is the bus section of the configuration file (keys under bus.).
 type Config struct {
-	// Adapter is gochannel (in-process), amqp (RabbitMQ) or redisstream.
+	// Adapter is gochannel (in-process), amqp (RabbitMQ), redisstream or
+	// nats (NATS JetStream).
 	Adapter string `yaml:"adapter"`
 	// PoisonTopic receives messages a handler cannot process.
 	PoisonTopic string `yaml:"poison_topic"`
@@ -43,6 +46,7 @@ type Config struct {
 	GoChannel GoChannelConfig `yaml:"gochannel"`
 	AMQP      AMQPConfig      `yaml:"amqp"`
 	Redis     RedisConfig     `yaml:"redisstream"`
+	NATS      NATSConfig      `yaml:"nats"`
 }
 
 // HandlerConfig is one entry of bus.handlers.
@@ -99,6 +103,25 @@ type AMQPConfig struct {
 	// TLS configures an amqps:// connection: the authorities to trust and
 	// a client certificate.
 	TLS TLSConfig `yaml:"tls"`
+}
+
+// NATSConfig configures NATS JetStream: one stream holds every topic, each
+// handler has a durable consumer.
+type NATSConfig struct {
+	URL string `yaml:"url"`
+	// Stream is the JetStream stream of every topic, created if missing.
+	Stream string `yaml:"stream"`
+	// SubjectPrefix: topic t is published on the subject <prefix>.<t>.
+	SubjectPrefix string `yaml:"subject_prefix"`
+	// Prefetch is how many deliveries a handler's consumer has unacked at
+	// most, across its instances (max_ack_pending); at least the
+	// handler's concurrency.
+	Prefetch int `yaml:"prefetch"`
+	// AckWait is how long a delivery stays unacked before JetStream
+	// delivers it again: after a crash, and for a handler still retrying.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// Replicas of the stream, when the bus creates it on a cluster.
+	Replicas int `yaml:"replicas"`
 }
 
 // RedisConfig configures Redis Streams: one stream per topic, one consumer
@@ -158,6 +181,14 @@ func DefaultConfig() Config {
 			MaxIdleTime:   60 * time.Second,
 			BlockTime:     100 * time.Millisecond,
 			ReadCount:     64,
+		},
+		NATS: NATSConfig{
+			URL:           "nats://127.0.0.1:4222",
+			Stream:        "APP_EVENTS",
+			SubjectPrefix: "events",
+			Prefetch:      16,
+			AckWait:       60 * time.Second,
+			Replicas:      1,
 		},
 	}
 }
@@ -222,8 +253,25 @@ func (c Config) Validate() error {
 			bad("redisstream.read_count", "must be >= 1, got %d", c.Redis.ReadCount)
 		}
 		validateRedisTLS(c.Redis, bad)
+	case AdapterNATS:
+		if c.NATS.URL == "" {
+			bad("nats.url", "required when bus.adapter is nats")
+		}
+		if c.NATS.Stream == "" || strings.ContainsAny(c.NATS.Stream, ".*> ") {
+			bad("nats.stream", "a JetStream stream name, without dots, wildcards or spaces, got %q", c.NATS.Stream)
+		}
+		if c.NATS.SubjectPrefix == "" || strings.ContainsAny(c.NATS.SubjectPrefix, "*> ") {
+			bad("nats.subject_prefix", "a subject without wildcards or spaces, got %q", c.NATS.SubjectPrefix)
+		}
+		if c.NATS.Prefetch < 1 {
+			bad("nats.prefetch", "must be >= 1, got %d", c.NATS.Prefetch)
+		}
+		positive("nats.ack_wait", c.NATS.AckWait)
+		if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+			bad("nats.replicas", "must be 1 to 5, got %d", c.NATS.Replicas)
+		}
 	default:
-		bad("adapter", "unknown adapter %q (want %s, %s or %s)", c.Adapter, AdapterGoChannel, AdapterAMQP, AdapterRedisStream)
+		bad("adapter", "unknown adapter %q (want %s, %s, %s or %s)", c.Adapter, AdapterGoChannel, AdapterAMQP, AdapterRedisStream, AdapterNATS)
 	}
 	if c.PoisonTopic == "" {
 		bad("poison_topic", "required")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
@@ -122,6 +123,56 @@ func TestRedisStreamConformance(t *testing.T) {
 		Cleanup: func(topics, _ []string) {
 			if len(topics) > 0 {
 				_ = client.Del(context.Background(), topics...).Err()
+			}
+		},
+	})
+}
+
+func TestNATSConformance(t *testing.T) {
+	url := testenv.RequireNATS(t)
+	// The bus connects through a proxy: NATS has no command to drop its
+	// clients' connections.
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(url, "nats://"))
+	config := func() bus.Config {
+		cfg := bus.DefaultConfig()
+		cfg.Adapter = bus.AdapterNATS
+		cfg.NATS.URL = "nats://" + proxy.Addr
+		cfg.NATS.Stream, cfg.NATS.SubjectPrefix = "CONFORMANCE", "conftest"
+		// A crashed consumer's deliveries come back after ack_wait.
+		cfg.NATS.AckWait = 5 * time.Second
+		return cfg
+	}
+	conn, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	js, err := conn.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.Run(t, bustest.Adapter{
+		Config:                 config,
+		Shared:                 true,
+		Ordered:                true,
+		OrderedHandlers:        true,
+		PatternsBeyondDeclared: true,
+		DropConnections: func(t testing.TB) {
+			if n := proxy.Drop(); n == 0 {
+				t.Fatal("no connection to drop")
+			}
+		},
+		InjectRaw: func(t testing.TB, topic string, body []byte) {
+			if _, err := js.Publish("conftest."+topic, body); err != nil {
+				t.Fatalf("publish raw: %v", err)
+			}
+		},
+		Cleanup: func(topics, handlers []string) {
+			for _, h := range handlers {
+				_ = js.DeleteConsumer("CONFORMANCE", strings.ReplaceAll(h, ".", "_"))
+			}
+			for _, topic := range topics {
+				_ = js.PurgeStream("CONFORMANCE", &nats.StreamPurgeRequest{Subject: "conftest." + topic})
 			}
 		},
 	})

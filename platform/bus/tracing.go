@@ -73,6 +73,8 @@ func messagingSystem(adapter string) attribute.KeyValue {
 		return semconv.MessagingSystemRabbitMQ
 	case AdapterRedisStream:
 		return semconv.MessagingSystemKey.String("redis")
+	case AdapterNATS:
+		return semconv.MessagingSystemKey.String("nats")
 	default:
 		return semconv.MessagingSystemKey.String(adapter)
 	}

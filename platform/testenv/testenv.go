@@ -20,6 +20,7 @@ import (
 var (
 	AMQPURL     = env("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 	RedisAddr   = env("TEST_REDIS_ADDR", "127.0.0.1:6379")
+	NATSAddr    = env("TEST_NATS_ADDR", "127.0.0.1:4222")
 	PostgresDSN = env("TEST_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 )
 
@@ -28,6 +29,13 @@ func RequireAMQP(t testing.TB) string {
 	t.Helper()
 	require(t, "RabbitMQ", hostOf(AMQPURL))
 	return AMQPURL
+}
+
+// RequireNATS makes sure NATS is reachable, and returns its URL.
+func RequireNATS(t testing.TB) string {
+	t.Helper()
+	require(t, "NATS", NATSAddr)
+	return "nats://" + NATSAddr
 }
 
 // RequireRedis makes sure Redis is reachable, and returns its address.
