@@ -113,6 +113,7 @@ func TestComposeServesTheConfigs(t *testing.T) {
 	c := loadCompose(t)
 	amqpCfg := loadConfig(t, "configs/amqp.yaml")
 	redisCfg := loadConfig(t, "configs/redisstream.yaml")
+	natsCfg := loadConfig(t, "configs/nats.yaml")
 
 	amqpURL, err := url.Parse(amqpCfg.Bus.AMQP.URL)
 	if err != nil {
@@ -129,8 +130,14 @@ func TestComposeServesTheConfigs(t *testing.T) {
 		t.Errorf("configs/redisstream.yaml sets a Redis password; compose's redis requires none")
 	}
 
+	natsURL, err := url.Parse(natsCfg.Bus.NATS.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPublished(t, "nats", c.Services["nats"], natsURL.Host)
+
 	// Every config's OTLP endpoint is Jaeger's.
-	for _, file := range []string{"configs/app.yaml", "configs/amqp.yaml", "configs/redisstream.yaml"} {
+	for _, file := range []string{"configs/app.yaml", "configs/amqp.yaml", "configs/redisstream.yaml", "configs/nats.yaml"} {
 		endpoint, err := url.Parse(loadConfig(t, file).Telemetry.Tracing.OTLP.Endpoint)
 		if err != nil {
 			t.Fatalf("%s: telemetry.tracing.otlp.endpoint: %v", file, err)
@@ -138,7 +145,7 @@ func TestComposeServesTheConfigs(t *testing.T) {
 		checkPublished(t, "jaeger", c.Services["jaeger"], endpoint.Host)
 	}
 
-	dsns := map[string]string{amqpCfg.Database.DSN: "configs/amqp.yaml", redisCfg.Database.DSN: "configs/redisstream.yaml"}
+	dsns := map[string]string{amqpCfg.Database.DSN: "configs/amqp.yaml", redisCfg.Database.DSN: "configs/redisstream.yaml", natsCfg.Database.DSN: "configs/nats.yaml"}
 	for dsn, file := range dsns {
 		u, err := url.Parse(dsn)
 		if err != nil {

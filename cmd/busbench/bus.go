@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
@@ -45,6 +47,9 @@ func busConfig(e *env, adapter string) bus.Config {
 		cfg.AMQP.Prefetch, cfg.AMQP.Durable = 16, true
 	case bus.AdapterRedisStream: // configs/redisstream.yaml
 		cfg.Redis.Addr, cfg.Redis.MaxLen = e.redisAddr, 1_000_000
+	case bus.AdapterNATS: // configs/nats.yaml, on a stream of this run's
+		cfg.NATS.URL, cfg.NATS.Prefetch = e.natsURL, 16
+		cfg.NATS.Stream, cfg.NATS.SubjectPrefix = "BUSBENCH_"+strings.ToUpper(e.runID), "busbench_"+e.runID
 	}
 	// A row that failed must not hang the run on a dead broker.
 	cfg.ConnectTimeout, cfg.CloseTimeout = 5*time.Second, 10*time.Second
@@ -157,6 +162,43 @@ func cleanupBroker(e *env, adapter, stream string, queues []string) error {
 		if err := c.Del(context.Background(), stream).Err(); err != nil {
 			return fmt.Errorf("delete stream %s: %w", stream, err)
 		}
+	case bus.AdapterNATS:
+		// The run's stream goes once every row is done (deleteNATSStream);
+		// the row's consumers go now.
+		conn, err := nats.Connect(e.natsURL)
+		if err != nil {
+			return fmt.Errorf("clean up consumers: %w", err)
+		}
+		defer conn.Close()
+		js, err := conn.JetStream()
+		if err != nil {
+			return err
+		}
+		for _, q := range queues {
+			if err := js.DeleteConsumer(busConfig(e, bus.AdapterNATS).NATS.Stream, strings.ReplaceAll(q, ".", "_")); err != nil && !errors.Is(err, nats.ErrConsumerNotFound) {
+				return fmt.Errorf("delete consumer %s: %w", q, err)
+			}
+		}
+	}
+	return nil
+}
+
+// deleteNATSStream removes this run's NATS stream once every row is done.
+func (e *env) deleteNATSStream() error {
+	if _, down := e.down[svcNATS]; down {
+		return nil
+	}
+	conn, err := nats.Connect(e.natsURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	js, err := conn.JetStream()
+	if err != nil {
+		return err
+	}
+	if err := js.DeleteStream(busConfig(e, bus.AdapterNATS).NATS.Stream); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
+		return err
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
@@ -28,12 +29,13 @@ const (
 	svcRabbitMQ = "RabbitMQ"
 	svcRedis    = "Redis"
 	svcPostgres = "PostgreSQL"
+	svcNATS     = "NATS"
 )
 
 // env is what every row shares: where the services are, which are down,
 // and the names this run gives what it creates.
 type env struct {
-	amqpURL, redisAddr, postgresDSN string
+	amqpURL, redisAddr, postgresDSN, natsURL string
 	// down maps each unreachable service to why.
 	down map[string]error
 	// runID makes this run's topics, queues, streams, groups and databases
@@ -53,6 +55,7 @@ func newEnv() *env {
 		amqpURL:     testenv.AMQPURL,
 		redisAddr:   testenv.RedisAddr,
 		postgresDSN: testenv.PostgresDSN,
+		natsURL:     "nats://" + testenv.NATSAddr,
 		down:        map[string]error{},
 		runID:       id,
 		exchange:    "busbench." + id,
@@ -62,7 +65,7 @@ func newEnv() *env {
 // probe dials each service once.
 func (e *env) probe(services []string) {
 	for _, s := range services {
-		addr := map[string]string{svcRabbitMQ: hostOf(e.amqpURL), svcRedis: e.redisAddr, svcPostgres: hostOf(e.postgresDSN)}[s]
+		addr := map[string]string{svcRabbitMQ: hostOf(e.amqpURL), svcRedis: e.redisAddr, svcPostgres: hostOf(e.postgresDSN), svcNATS: hostOf(e.natsURL)}[s]
 		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			e.down[s] = fmt.Errorf("%s unreachable at %s: %w", s, addr, err)
@@ -117,6 +120,7 @@ func (e *env) header(ctx context.Context) []string {
 	version(svcRabbitMQ, e.rabbitMQVersion)
 	version(svcRedis, e.redisVersion)
 	version(svcPostgres, e.postgresVersion)
+	version(svcNATS, e.natsVersion)
 	return lines
 }
 
@@ -187,7 +191,7 @@ func moduleVersions() string {
 	}
 	var out []string
 	for _, m := range info.Deps {
-		for _, want := range []string{"watermill", "watermill-amqp/v3", "watermill-redisstream", "watermill-sql/v4", "amqp091-go", "go-redis/v9", "pgx/v5", "modernc.org/sqlite"} {
+		for _, want := range []string{"watermill", "watermill-amqp/v3", "watermill-redisstream", "watermill-sql/v4", "watermill-nats/v2", "nats.go", "amqp091-go", "go-redis/v9", "pgx/v5", "modernc.org/sqlite"} {
 			if strings.HasSuffix(m.Path, "/"+want) || m.Path == want {
 				out = append(out, want+" "+m.Version)
 			}
@@ -197,3 +201,12 @@ func moduleVersions() string {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func (e *env) natsVersion(context.Context) (string, error) {
+	conn, err := nats.Connect(e.natsURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.ConnectedServerVersion(), nil
+}

@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	// Every service, for the header; only those the rows need can skip rows.
-	e.probe([]string{svcRabbitMQ, svcRedis, svcPostgres})
+	e.probe([]string{svcRabbitMQ, svcRedis, svcPostgres, svcNATS})
 	var skipped []string
 	for _, svc := range needed {
 		if err, down := e.down[svc]; down {
@@ -182,6 +182,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := e.deleteExchange(); err != nil {
 		notes = append(notes, "delete exchange "+e.exchange+": "+err.Error())
+	}
+	if err := e.deleteNATSStream(); err != nil {
+		notes = append(notes, "delete NATS stream: "+err.Error())
 	}
 
 	writeTable(stdout, rs)

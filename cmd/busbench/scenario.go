@@ -16,7 +16,7 @@ const (
 	adapterNone    = "none"    // the database alone: the ceiling rows
 )
 
-var adapters = []string{bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream, adapterDiscard, adapterNone}
+var adapters = []string{bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream, bus.AdapterNATS, adapterDiscard, adapterNone}
 
 // Kinds of row, the values of -row.
 const (
@@ -73,6 +73,8 @@ func (r row) services() []string {
 		s = append(s, svcRabbitMQ)
 	case bus.AdapterRedisStream:
 		s = append(s, svcRedis)
+	case bus.AdapterNATS:
+		s = append(s, svcNATS)
 	}
 	if r.DB == db.DriverPostgres {
 		s = append(s, svcPostgres)
@@ -116,23 +118,35 @@ func defaultRows() []row {
 		}
 		add(row{Adapter: a, Kind: kindFanout, Payload: small, C: 1})
 	}
+	// NATS: the bus rows (no watermill or raw reference rows yet).
+	for _, c := range []int{1, 4, 16} {
+		add(row{Adapter: bus.AdapterNATS, Kind: kindBus, Payload: small, C: c})
+	}
+	add(row{Adapter: bus.AdapterNATS, Kind: kindBus, Payload: large, C: 1})
+	for _, c := range []int{1, 4} {
+		add(row{Adapter: bus.AdapterNATS, Kind: kindTwo, Payload: small, C: c, Instances: 2})
+	}
+	for _, c := range []int{1, 4, 16, 32} {
+		add(row{Adapter: bus.AdapterNATS, Kind: kindSleep, Payload: small, C: c})
+	}
+	add(row{Adapter: bus.AdapterNATS, Kind: kindFanout, Payload: small, C: 1})
 	// The outbox: SQLite comes with gochannel, PostgreSQL with every adapter,
 	// as in configs/*.yaml.
 	add(row{Adapter: adapterDiscard, Kind: kindRelay, DB: db.DriverSQLite, Payload: small, C: 1})
 	add(row{Adapter: bus.AdapterGoChannel, Kind: kindRelay, DB: db.DriverSQLite, Payload: small, C: 4})
 	add(row{Adapter: adapterDiscard, Kind: kindRelay, DB: db.DriverPostgres, Payload: small, C: 1})
-	for _, a := range []string{bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream} {
+	for _, a := range []string{bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream, bus.AdapterNATS} {
 		add(row{Adapter: a, Kind: kindRelay, DB: db.DriverPostgres, Payload: small, C: 4})
 	}
 	add(row{Adapter: adapterNone, Kind: kindCeiling, DB: db.DriverSQLite, Payload: small, C: 4})
 	add(row{Adapter: bus.AdapterGoChannel, Kind: kindRealPath, DB: db.DriverSQLite, Payload: small, C: 4})
 	add(row{Adapter: adapterNone, Kind: kindCeiling, DB: db.DriverPostgres, Payload: small, C: 4})
-	for _, a := range []string{bus.AdapterAMQP, bus.AdapterRedisStream} {
+	for _, a := range []string{bus.AdapterAMQP, bus.AdapterRedisStream, bus.AdapterNATS} {
 		add(row{Adapter: a, Kind: kindRealPath, DB: db.DriverPostgres, Payload: small, C: 4})
 	}
 	// Scheduled events, as configs/*.yaml pair the databases and adapters.
 	add(row{Adapter: bus.AdapterGoChannel, Kind: kindDelayed, DB: db.DriverSQLite, Payload: small, C: 4})
-	for _, a := range []string{bus.AdapterAMQP, bus.AdapterRedisStream} {
+	for _, a := range []string{bus.AdapterAMQP, bus.AdapterRedisStream, bus.AdapterNATS} {
 		add(row{Adapter: a, Kind: kindDelayed, DB: db.DriverPostgres, Payload: small, C: 4})
 	}
 	// Last but the idle app: the heap a flood leaves behind would count in

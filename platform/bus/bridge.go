@@ -20,9 +20,9 @@ import (
 type BridgeConfig struct {
 	// Topics is a topic name or a pattern (see [Match]).
 	Topics string `yaml:"topics"`
-	// Adapter is the other broker's: amqp or redisstream.
+	// Adapter is the other broker's: amqp, redisstream or nats.
 	Adapter string `yaml:"adapter"`
-	// URL is the other RabbitMQ's (amqp).
+	// URL is the other RabbitMQ's (amqp) or NATS's (nats).
 	URL string `yaml:"url"`
 	// Exchange is the other RabbitMQ's exchange; empty: bus.amqp.exchange.
 	Exchange string `yaml:"exchange"`
@@ -59,8 +59,12 @@ func validateBridges(c Config, bad func(key, format string, args ...any)) {
 			if b.Addr == "" {
 				bad(key+".addr", "required for a redisstream bridge")
 			}
+		case AdapterNATS:
+			if b.URL == "" {
+				bad(key+".url", "required for a nats bridge")
+			}
 		default:
-			bad(key+".adapter", "want %s or %s, got %q", AdapterAMQP, AdapterRedisStream, b.Adapter)
+			bad(key+".adapter", "want %s, %s or %s, got %q", AdapterAMQP, AdapterRedisStream, AdapterNATS, b.Adapter)
 		}
 	}
 }
@@ -76,6 +80,8 @@ func (b BridgeConfig) target(local Config) Config {
 		cfg.AMQP.URL, cfg.AMQP.Exchange, cfg.AMQP.TLS = b.URL, cmp.Or(b.Exchange, local.AMQP.Exchange), TLSConfig{}
 	case AdapterRedisStream:
 		cfg.Redis.Addr, cfg.Redis.Password, cfg.Redis.DB, cfg.Redis.TLS = b.Addr, b.Password, b.DB, TLSConfig{}
+	case AdapterNATS:
+		cfg.NATS.URL = b.URL
 	}
 	return cfg
 }

@@ -61,7 +61,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{func(c *bus.Config) {
 			c.Bridges = map[string]bus.BridgeConfig{"eu": {Topics: "identity.*x", Adapter: bus.AdapterRedisStream, Addr: "r:6379"}}
 		}, "bus.bridges.eu.topics: want a topic name or a pattern"},
-		{func(c *bus.Config) { c.Bridges = map[string]bus.BridgeConfig{"EU": {Topics: "#", Adapter: "kafka"}} }, "bus.bridges.EU.adapter: want amqp or redisstream"},
+		{func(c *bus.Config) { c.Bridges = map[string]bus.BridgeConfig{"EU": {Topics: "#", Adapter: "kafka"}} }, "bus.bridges.EU.adapter: want amqp, redisstream or nats"},
 	}
 	for _, tt := range tests {
 		cfg := bus.DefaultConfig()

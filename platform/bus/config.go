@@ -114,7 +114,7 @@ type NATSConfig struct {
 	// SubjectPrefix: topic t is published on the subject <prefix>.<t>.
 	SubjectPrefix string `yaml:"subject_prefix"`
 	// Prefetch is how many deliveries a handler's consumer has unacked at
-	// most, across its instances (max_ack_pending); at least the
+	// most, across its instances (max_ack_pending); at least twice the
 	// handler's concurrency.
 	Prefetch int `yaml:"prefetch"`
 	// AckWait is how long a delivery stays unacked before JetStream

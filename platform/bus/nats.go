@@ -111,13 +111,14 @@ func (a *natsAdapter) filter(topic string) string {
 }
 
 // prefetch is how many deliveries h's consumer has unacked at most, across
-// instances: bus.nats.prefetch, or 1 for an ordered handler, so that one
-// event is handled at a time.
+// instances: bus.nats.prefetch, and at least two per subscription, since
+// JetStream deals deliveries to them in turn whether or not one is busy;
+// 1 for an ordered handler, so that one event is handled at a time.
 func (a *natsAdapter) prefetch(h Handler) int {
 	if h.ordered {
 		return 1
 	}
-	return max(a.cfg.Prefetch, h.concurrency)
+	return max(a.cfg.Prefetch, 2*h.concurrency)
 }
 
 func (a *natsAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
 	"strconv"
 
@@ -183,7 +184,21 @@ func (c Catalog) servers(amqpURI amqp091.URI) map[string]server {
 			Description: "bus.adapter redisstream: Redis Streams. One stream per topic named after it, " +
 				"one consumer group per handler named after it (broadcast handlers read without a group).",
 		},
+		bus.AdapterNATS: {
+			Host: natsHost(c.bus.NATS.URL), Protocol: "nats",
+			Description: fmt.Sprintf("bus.adapter nats: NATS JetStream. One stream %q holding every topic on the subject %s.<topic>, "+
+				"one durable consumer per handler named after it with dots as underscores (an ephemeral one per instance for broadcast handlers).",
+				c.bus.NATS.Stream, c.bus.NATS.SubjectPrefix),
+		},
 	}
+}
+
+// natsHost is the host and port of a NATS URL, without credentials.
+func natsHost(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return raw
 }
 
 func durability(durable bool) string {
