@@ -30,12 +30,13 @@ build: ## build bin/app
 
 test: ## unit and integration tests (service tests skip when their service is unreachable, fail with REQUIRE_SERVICES=1)
 	@# watermill-amqp v3.1.0 races on its own connection flag when it reconnects
-	@# (ThreeDotsLabs/watermill#693), so the AMQP reconnect case runs without -race.
+	@# (ThreeDotsLabs/watermill#693), so the tests that drop AMQP connections
+	@# (the reconnect case, the bridge test) run without -race.
 	@# make check runs $(CHECK_TESTS): the scaffold's end-to-end test runs
 	@# sqlc, and the Dockerfile's flags share no build cache with go test, so
 	@# on a fresh machine each compiles for minutes.
-	$(GO) test -count=1 -race -skip 'TestAMQP(Quorum)?Conformance/Reconnect|$(CHECK_TESTS)' $$($(GO) list ./... | grep -v /faults)
-	$(GO) test -count=1 -run 'TestAMQP(Quorum)?Conformance/Reconnect' ./platform/bus/
+	$(GO) test -count=1 -race -skip 'TestAMQP(Quorum)?Conformance/Reconnect|TestBridgeSurvivesAConnectionDrop|$(CHECK_TESTS)' $$($(GO) list ./... | grep -v /faults)
+	$(GO) test -count=1 -run 'TestAMQP(Quorum)?Conformance/Reconnect|TestBridgeSurvivesAConnectionDrop' ./platform/bus/
 
 check: check-generated lint ## committed sqlc code up to date, lint, a scaffolded context built, tested and run, the Dockerfile's build
 	$(GO) test -count=1 -run '$(CHECK_TESTS)' ./cmd/scaffold/ ./deploy/
