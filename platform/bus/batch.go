@@ -30,7 +30,8 @@ const batchWindow = 1024
 
 // PublishBatch sends msgs in order, each to its topic, pipelined on the
 // broker: AMQP publishes them on one confirm-mode channel and waits for the
-// confirms together, Redis sends the XADDs in pipelines, gochannel
+// confirms together, Redis sends the XADDs in pipelines, NATS publishes
+// them asynchronously and waits for the acks together, gochannel
 // publishes them one after the other. It returns how many leading messages
 // the broker confirmed; the first failure (a nack, a lost connection, an
 // XADD error) stops the messages not yet sent. Use it where the caller
@@ -99,7 +100,8 @@ type batchSession interface {
 	end(failed bool)
 }
 
-// batchStarter is an adapter that pipelines batches (AMQP, Redis Streams).
+// batchStarter is an adapter that pipelines batches (AMQP, Redis Streams,
+// NATS).
 type batchStarter interface {
 	beginBatch(ctx context.Context) (batchSession, error)
 }

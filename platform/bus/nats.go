@@ -24,17 +24,18 @@ import (
 // JetStream publisher and subscriber; each handler's subscriber has a
 // connection of its own, as watermill-nats drains it on Close.
 type natsAdapter struct {
-	cfg         NATSConfig
-	poisonTopic string
-	instance    string
-	logger      watermill.LoggerAdapter
-	conn        *nats.Conn // the publisher's, and the consumers' management
-	js          nats.JetStreamContext
-	pub         *wmnats.Publisher
+	cfg            NATSConfig
+	poisonTopic    string
+	publishTimeout time.Duration
+	instance       string
+	logger         watermill.LoggerAdapter
+	conn           *nats.Conn // the publisher's, and the consumers' management
+	js             nats.JetStreamContext
+	pub            *wmnats.Publisher
 }
 
 func newNATS(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*natsAdapter, error) {
-	a := &natsAdapter{cfg: cfg.NATS, poisonTopic: cfg.PoisonTopic, instance: instance, logger: logger}
+	a := &natsAdapter{cfg: cfg.NATS, poisonTopic: cfg.PoisonTopic, publishTimeout: cfg.PublishTimeout, instance: instance, logger: logger}
 	dial := func() (err error) {
 		a.conn, err = nats.Connect(a.cfg.URL, a.options("publisher")...)
 		return err
