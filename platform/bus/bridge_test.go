@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/example/monolith/platform/bus"
@@ -100,4 +101,76 @@ func TestBridgeSurvivesAConnectionDrop(t *testing.T) {
 		dups += c - 1
 	}
 	t.Logf("%d events crossed the bridge across a dropped connection; %d delivered twice (at least once, as documented)", len(ids), dups)
+}
+
+// TestBridgeToNATS bridges a pattern from an in-process bus onto NATS
+// JetStream, drops every connection to NATS while 500 events cross, and
+// finds each handled on the NATS side.
+func TestBridgeToNATS(t *testing.T) {
+	url := testenv.RequireNATS(t)
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(url, "nats://"))
+	id := strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	topic := bus.NewTopic[int]("bridgetest.n"+id+".happened", 1)
+	natsCfg := bus.DefaultConfig()
+	natsCfg.Adapter, natsCfg.NATS.URL = bus.AdapterNATS, "nats://"+proxy.Addr
+	natsCfg.NATS.Stream, natsCfg.NATS.SubjectPrefix = "BRIDGETEST", "bridgetest"
+	local := bus.DefaultConfig()
+	local.Bridges = map[string]bus.BridgeConfig{"to-nats": {Topics: "bridgetest.n" + id + ".*", Adapter: bus.AdapterNATS, URL: "nats://" + proxy.Addr}}
+	local.NATS = natsCfg.NATS // the bridge takes the local bus's NATS settings but the URL
+	t.Cleanup(func() {
+		conn, err := nats.Connect(url)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if js, err := conn.JetStream(); err == nil {
+			_ = js.DeleteStream("BRIDGETEST")
+		}
+	})
+
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	startBus(t, natsCfg, bus.NewHandler("bridgetest.count-"+id, topic, func(_ context.Context, e bus.Event[int]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[e.EventID]++
+		return nil
+	}))
+	a := startBus(t, local)
+
+	const n = 500
+	ids := make([]string, 0, n)
+	for i := range n {
+		if i == n/3 && proxy.Drop() == 0 {
+			t.Fatal("no connection to drop")
+		}
+		msg, err := bus.NewMessage(context.Background(), topic, "a", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Publish(topic.Name(), msg); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		ids = append(ids, msg.UUID)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		missing := 0
+		for _, id := range ids {
+			if seen[id] == 0 {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d bridged events never reached NATS", missing, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
