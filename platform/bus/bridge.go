@@ -12,7 +12,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // BridgeConfig is one entry of bus.bridges: the events of Topics, as this
@@ -125,11 +124,8 @@ func closeBridges(bs []bridge) error {
 func bridgeHandler(name, topics string, pub message.Publisher, logger *slog.Logger) Handler {
 	h := Handler{name: name, topic: topics, pattern: IsPattern(topics)}
 	h.handle = func(_ *slog.Logger, msg *message.Message) error {
-		if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != name {
-			return nil
-		}
-		if msg.Metadata.Get(middleware.ReasonForPoisonedKey) != "" || msg.Metadata.Get(metaBridgedBy) != "" {
-			return nil // a copy on its way to the poison topic; or brought in by a bridge
+		if msg.Metadata.Get(metaBridgedBy) != "" {
+			return nil // brought in by a bridge
 		}
 		topic := eventTopic(topics, msg)
 		if IsPattern(topic) {

@@ -258,6 +258,9 @@ func (b *Bus) Register(hs ...Handler) error {
 		ds := newDrainingSubscriber(sub, owned, b.cfg.CloseTimeout)
 		b.subs = append(b.subs, ds)
 		rh := b.router.AddConsumerHandler(h.name, h.topic, ds, func(msg *message.Message) error {
+			if h.skips(msg) {
+				return nil
+			}
 			return h.handle(b.logger, msg)
 		})
 		rh.AddMiddleware(ds.handled)

@@ -21,8 +21,7 @@ import (
 // into every subscribed handler's queue and returns; the handler's workers
 // take them in aggregate order (see lanes); a full queue blocks Publish.
 type goChannelAdapter struct {
-	queueSize   int
-	poisonTopic string // which patterns never match
+	queueSize int
 
 	mu       sync.RWMutex
 	topics   map[string][]*lanes // the slices are replaced, never modified, so Publish reads them unlocked
@@ -39,7 +38,7 @@ type patternQueue struct {
 }
 
 func newGoChannel(cfg Config) *goChannelAdapter {
-	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, poisonTopic: cfg.PoisonTopic, topics: map[string][]*lanes{}, queues: map[string]*lanes{}}
+	return &goChannelAdapter{queueSize: cfg.GoChannel.QueueSize, topics: map[string][]*lanes{}, queues: map[string]*lanes{}}
 }
 
 func (a *goChannelAdapter) publisher() message.Publisher { return a }
@@ -59,11 +58,9 @@ func (a *goChannelAdapter) Publish(topic string, msgs ...*message.Message) error
 	if closed {
 		return errors.New("gochannel: publish after close")
 	}
-	if len(patterns) > 0 && topic != a.poisonTopic {
-		for _, p := range patterns {
-			if Match(p.pattern, topic) {
-				queues = append(slices.Clip(queues), p.q)
-			}
+	for _, p := range patterns {
+		if Match(p.pattern, topic) {
+			queues = append(slices.Clip(queues), p.q)
 		}
 	}
 	for _, msg := range msgs {

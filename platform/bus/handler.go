@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // handlerName is <context>.<action>: it names the AMQP queue and the Redis
@@ -98,9 +99,6 @@ func NewHandler[T any](name string, topic Topic[T], fn func(context.Context, Eve
 	}
 	var warned sync.Map // newer schema versions already logged
 	h.handle = func(logger *slog.Logger, msg *message.Message) error {
-		if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != name {
-			return nil
-		}
 		e, err := Decode(topic, msg)
 		var undecodable payloadError
 		// Versions below 1 are never published (NewTopic rejects them), so
@@ -182,6 +180,18 @@ func (h Handler) Consumes(topic string) bool {
 		return Match(h.topic, topic)
 	}
 	return h.topic == topic
+}
+
+// skips reports whether h does not run msg, which its subscription
+// delivered: a replay addressed to another handler of the topic (poison
+// handlers take every message of the poison topic), or, for a pattern
+// handler, a copy on its way to the poison topic, which the pattern's
+// routing delivers too when it matches the poison topic's name.
+func (h Handler) skips(msg *message.Message) bool {
+	if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != h.name && !h.poison {
+		return true
+	}
+	return h.pattern && msg.Metadata.Get(middleware.ReasonForPoisonedKey) != ""
 }
 
 // IsBroadcast reports whether every instance gets every event.

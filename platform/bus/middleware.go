@@ -19,8 +19,8 @@ const MetaAttempts = "attempts_poisoned"
 type attemptsKey struct{}
 
 // countAttempts gives the delivery a run counter, starting from the runs of
-// earlier deliveries, which attempt increments on every run retry makes, and records it on a message that fails for good,
-// for the poison queue. A counter in the context, not in the metadata, costs
+// earlier deliveries, which attempt increments on every run retry makes,
+// and records it on a message that fails for good, for the poison queue. A counter in the context, not in the metadata, costs
 // nothing on success.
 func countAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {

@@ -25,7 +25,6 @@ import (
 // connection of its own, as watermill-nats drains it on Close.
 type natsAdapter struct {
 	cfg            NATSConfig
-	poisonTopic    string
 	publishTimeout time.Duration
 	instance       string
 	logger         watermill.LoggerAdapter
@@ -35,7 +34,7 @@ type natsAdapter struct {
 }
 
 func newNATS(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*natsAdapter, error) {
-	a := &natsAdapter{cfg: cfg.NATS, poisonTopic: cfg.PoisonTopic, publishTimeout: cfg.PublishTimeout, instance: instance, logger: logger}
+	a := &natsAdapter{cfg: cfg.NATS, publishTimeout: cfg.PublishTimeout, instance: instance, logger: logger}
 	dial := func() (err error) {
 		a.conn, err = nats.Connect(a.cfg.URL, a.options("publisher")...)
 		return err

@@ -113,11 +113,8 @@ func AsObserver(constructor any) any {
 func observe(h Handler, observers []Observer) message.HandlerMiddleware {
 	return func(next message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != h.name && !h.poison {
-				// A replay addressed to another handler of the topic: this
-				// one does not run, so there is nothing to tell. (Poison
-				// handlers take every message of the poison topic.)
-				return next(msg)
+			if h.skips(msg) {
+				return next(msg) // h does not run it: nothing to tell
 			}
 			// Messages of the poison topic arrive with a reason already.
 			reasonBefore := msg.Metadata.Get(middleware.ReasonForPoisonedKey)

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // patternSyntax is dot-separated segments, each a lower-case word, `*` (one
@@ -111,14 +110,6 @@ func NewPatternHandler(name, pattern string, fn func(context.Context, RawEvent) 
 		h.optErr = fmt.Errorf("handler %q: %q is not a topic pattern: dot-separated lower-case words, `*` (one segment) and `#` (zero or more), with at least one `*` or `#`", name, pattern)
 	}
 	h.handle = func(_ *slog.Logger, msg *message.Message) error {
-		if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != name {
-			return nil
-		}
-		if msg.Metadata.Get(middleware.ReasonForPoisonedKey) != "" {
-			// A copy on its way to the poison topic, which the broker's own
-			// pattern routing (AMQP) delivers too: not an event to handle.
-			return nil
-		}
 		env, err := envelopeOf(msg)
 		if err != nil {
 			return Permanent(fmt.Errorf("undecodable message %s: %w", msg.UUID, err))
@@ -132,12 +123,12 @@ func NewPatternHandler(name, pattern string, fn func(context.Context, RawEvent) 
 	return h
 }
 
-// expandPattern lists the declared topics pattern matches, the poison topic
-// aside, for adapters that subscribe per topic.
-func expandPattern(pattern, poisonTopic string) []string {
+// expandPattern lists the declared topics pattern matches, for adapters
+// that subscribe per topic.
+func expandPattern(pattern string) []string {
 	var out []string
 	for _, t := range Topics() {
-		if t.Name != poisonTopic && Match(pattern, t.Name) {
+		if Match(pattern, t.Name) {
 			out = append(out, t.Name)
 		}
 	}

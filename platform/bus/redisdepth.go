@@ -37,7 +37,7 @@ func (a *redisStreamAdapter) depths(ctx context.Context, qs []depthQuery) ([]Han
 			flat, owner = append(flat, q), append(owner, i)
 			continue
 		}
-		for _, t := range expandPattern(q.h.topic, a.poisonTopic) {
+		for _, t := range expandPattern(q.h.topic) {
 			one := q
 			one.h.topic, one.h.pattern = t, false
 			flat, owner = append(flat, one), append(owner, i)

@@ -15,17 +15,16 @@ import (
 // redisStreamAdapter writes one stream per topic (stream name = topic name)
 // and reads it with one consumer group per handler.
 type redisStreamAdapter struct {
-	cfg         RedisConfig
-	poisonTopic string
-	tls         *tls.Config // nil: no TLS
-	instance    string
-	logger      watermill.LoggerAdapter
-	client      *redis.Client // the publisher's; subscribers open their own
-	pub         *redisstream.Publisher
+	cfg      RedisConfig
+	tls      *tls.Config // nil: no TLS
+	instance string
+	logger   watermill.LoggerAdapter
+	client   *redis.Client // the publisher's; subscribers open their own
+	pub      *redisstream.Publisher
 }
 
 func newRedisStream(ctx context.Context, cfg Config, instance string, logger watermill.LoggerAdapter) (*redisStreamAdapter, error) {
-	a := &redisStreamAdapter{cfg: cfg.Redis, poisonTopic: cfg.PoisonTopic, instance: instance, logger: logger}
+	a := &redisStreamAdapter{cfg: cfg.Redis, instance: instance, logger: logger}
 	if cfg.Redis.TLS.Enabled {
 		var err error
 		if a.tls, err = cfg.Redis.TLS.clientConfig(); err != nil {
@@ -83,7 +82,7 @@ func (a *redisStreamAdapter) subscriber(h Handler) (message.Subscriber, bool, er
 // declared topic its pattern matches, each as the handler of that one topic
 // would (same group, same consumers).
 func (a *redisStreamAdapter) patternSubscriber(h Handler) (message.Subscriber, bool, error) {
-	topics := expandPattern(h.topic, a.poisonTopic)
+	topics := expandPattern(h.topic)
 	if len(topics) == 0 {
 		return nil, false, fmt.Errorf("handler %q: pattern %s matches no topic this binary declares, and redisstream reads the streams of declared topics only", h.name, h.topic)
 	}
