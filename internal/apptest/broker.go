@@ -92,12 +92,7 @@ func AMQP(t *testing.T) *Broker {
 func Redis(t *testing.T) *Broker {
 	testenv.RequireRedis(t) // the server binary comes with the service
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	startRedis := func() {
 		out, err := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--daemonize", "yes",
@@ -152,6 +147,18 @@ func Redis(t *testing.T) *Broker {
 	}
 }
 
+// freePort is a TCP port of 127.0.0.1 that nothing listens on now, for a
+// server of the test's own.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 func rabbitmqctl(t *testing.T, args ...string) {
 	t.Helper()
 	if out, err := testenv.RabbitMQCtl(args...).CombinedOutput(); err != nil {
@@ -181,12 +188,7 @@ func NATS(t *testing.T) *Broker {
 	testenv.RequireNATS(t) // the server binary comes with the service
 	server := testenv.RequireCommand(t, "nats-server")
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var cmd *exec.Cmd
 	start := func() {

@@ -142,6 +142,21 @@ func Migrate(cfg Config, logger *slog.Logger, contexts ...fx.Option) error {
 	return app.Stop(context.Background())
 }
 
+// withDatabase starts the platform and the contexts with the migrations
+// applied and no broker, fills targets as fx.Populate does, runs run and
+// stops: what the commands working on the database alone share.
+func withDatabase(ctx context.Context, cfg Config, logger *slog.Logger, contexts []fx.Option, run func() error, targets ...any) error {
+	app := fx.New(platform(cfg, logger), fx.Options(contexts...), migrate, fx.Populate(targets...))
+	if err := app.Err(); err != nil {
+		return err
+	}
+	if err := app.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = app.Stop(context.WithoutCancel(ctx)) }()
+	return run()
+}
+
 // Handlers are the application's HTTP handlers, one per listener.
 type Handlers struct {
 	// Public serves http.addr: the contexts' routes, /healthz and /readyz.

@@ -30,15 +30,7 @@ func Events(ctx context.Context, cfg Config, logger *slog.Logger, args []string,
 		return err
 	}
 	var d *db.DB
-	app := fx.New(platform(cfg, logger), fx.Options(contexts...), migrate, fx.Populate(&d))
-	if err := app.Err(); err != nil {
-		return err
-	}
-	if err := app.Start(ctx); err != nil {
-		return err
-	}
-	defer func() { _ = app.Stop(context.WithoutCancel(ctx)) }()
-	return eventsCommand(ctx, d, cat.Handlers, args, out)
+	return withDatabase(ctx, cfg, logger, contexts, func() error { return eventsCommand(ctx, d, cat.Handlers, args, out) }, &d)
 }
 
 const eventsUsage = `usage:

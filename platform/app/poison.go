@@ -23,15 +23,7 @@ import (
 // through the CLI.
 func Poison(ctx context.Context, cfg Config, logger *slog.Logger, args []string, out io.Writer, contexts ...fx.Option) error {
 	var store *poison.Store
-	app := fx.New(platform(cfg, logger), fx.Options(contexts...), migrate, fx.Populate(&store))
-	if err := app.Err(); err != nil {
-		return err
-	}
-	if err := app.Start(ctx); err != nil {
-		return err
-	}
-	defer func() { _ = app.Stop(context.WithoutCancel(ctx)) }()
-	return poisonCommand(ctx, store, args, out)
+	return withDatabase(ctx, cfg, logger, contexts, func() error { return poisonCommand(ctx, store, args, out) }, &store)
 }
 
 const poisonUsage = `usage:

@@ -87,7 +87,6 @@ func (b BridgeConfig) target(local Config) Config {
 
 // bridge is a bridge's connection to the other broker and its handler.
 type bridge struct {
-	name    string
 	adapter adapter
 	handler Handler
 }
@@ -103,7 +102,7 @@ func newBridges(ctx context.Context, cfg Config, instance string, logger *slog.L
 			return nil, errors.Join(fmt.Errorf("bus.bridges.%s: %w", name, err), closeBridges(out))
 		}
 		pub := retryingPublisher{a.publisher(), cfg.PublishTimeout}
-		out = append(out, bridge{name: name, adapter: a, handler: bridgeHandler("bridge."+name, b.Topics, pub, logger)})
+		out = append(out, bridge{adapter: a, handler: bridgeHandler("bridge."+name, b.Topics, pub, logger)})
 	}
 	return out, nil
 }

@@ -87,10 +87,8 @@ func (b *Bus) retry(h Handler) message.HandlerMiddleware {
 				if err == nil || !retryable(err) || runs == nil || *runs >= maxAttempts {
 					return out, err
 				}
-				var later retryAfterError
-				isLater := errors.As(err, &later)
-				if isLater && reschedules {
-					return out, err
+				if reschedules && errors.As(err, new(retryAfterError)) {
+					return out, err // reschedule's to store
 				}
 				wait := b.cfg.Retry.backoff(*runs)
 				if beyond > 0 && wait > beyond {
