@@ -83,10 +83,7 @@ func ListScheduled(ctx context.Context, d *db.DB, limit int) ([]Scheduled, error
 	}
 	out := make([]Scheduled, len(rows)) // [] in JSON, not null, when none
 	for i, r := range rows {
-		out[i] = Scheduled{ID: r.ID, Topic: r.Topic, DueAt: r.DueAt.UTC(), Payload: r.Payload, ScheduledAt: r.ScheduledAt.UTC()}
-		if err := json.Unmarshal([]byte(r.Metadata), &out[i].Metadata); err != nil {
-			out[i].Metadata = map[string]string{}
-		}
+		out[i] = Scheduled{ID: r.ID, Topic: r.Topic, DueAt: r.DueAt.UTC(), Metadata: metadataOf(r), Payload: r.Payload, ScheduledAt: r.ScheduledAt.UTC()}
 	}
 	return out, nil
 }
@@ -105,11 +102,7 @@ func moveDue(ctx context.Context, d *db.DB) (int, error) {
 		pub := Publisher(tx)
 		for _, r := range rows {
 			msg := message.NewMessage(r.ID, r.Payload)
-			if err := json.Unmarshal([]byte(r.Metadata), &msg.Metadata); err != nil {
-				// Forwarded without an envelope, the handlers poison it
-				// as undecodable instead of the relay failing on it forever.
-				msg.Metadata = message.Metadata{}
-			}
+			msg.Metadata = metadataOf(r)
 			bus.ClearDue(msg)
 			if err := pub.Publish(r.Topic, msg); err != nil {
 				return err
@@ -122,4 +115,15 @@ func moveDue(ctx context.Context, d *db.DB) (int, error) {
 		return 0, fmt.Errorf("outbox: move due events: %w", err)
 	}
 	return moved, nil
+}
+
+// metadataOf is a scheduled event's metadata, empty when the row's does not
+// decode: such an event is forwarded without an envelope, and its handlers
+// poison it as undecodable instead of the relay failing on it for ever.
+func metadataOf(r store.ScheduledEvent) message.Metadata {
+	md := message.Metadata{}
+	if err := json.Unmarshal([]byte(r.Metadata), &md); err != nil {
+		return message.Metadata{}
+	}
+	return md
 }
