@@ -18,7 +18,7 @@ import (
 // setup builds the system a row measures.
 func setup(ctx context.Context, e *env, r row, rec *recorder) (*target, error) {
 	switch r.Kind {
-	case kindBus, kindFlood, kindTwo, kindSleep, kindFanout:
+	case kindBus, kindCallers, kindFlood, kindTwo, kindSleep, kindFanout:
 		return setupBus(ctx, e, r, rec)
 	case kindWatermill:
 		return setupWatermill(ctx, e, r, rec)
@@ -90,6 +90,11 @@ func setupBus(ctx context.Context, e *env, r row, rec *recorder) (*target, error
 	}
 
 	cfg := busConfig(e, r.Adapter)
+	if r.Kind == kindCallers {
+		// watermill-amqp holds a pooled channel until its publish is
+		// confirmed: one per caller.
+		cfg.AMQP.PublishChannels = callers
+	}
 	if open != nil {
 		// A backlog row publishes every event before the gate opens; the
 		// in-process queue, bounded so a flood blocks Publish, would block

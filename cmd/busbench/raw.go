@@ -26,6 +26,8 @@ func setupRaw(ctx context.Context, e *env, r row, rec *recorder) (*target, error
 		return rawAMQP(ctx, e, r, rec)
 	case bus.AdapterRedisStream:
 		return rawRedis(ctx, e, r, rec)
+	case bus.AdapterNATS:
+		return rawNATS(e, r, rec)
 	}
 	return nil, fmt.Errorf("no raw row on %s", r.Adapter)
 }

@@ -61,6 +61,13 @@ type result struct {
 	hasLatency bool // the flood's latencies mean publish-to-handle
 }
 
+// callers is how many goroutines publish in the bus64 rows. bus.Publish
+// returns once the broker confirmed the event, so one publisher has one
+// event in flight and the publishing rate is at most the publishers over
+// the confirm's latency; the raw rows keep hundreds in flight per
+// publisher instead.
+const callers = 64
+
 // measure runs one row: flood (or backlog), then paced at half the handled
 // rate, with peak RSS over both.
 func measure(ctx context.Context, e *env, s settings, r row) (res result) {
@@ -83,6 +90,9 @@ func measure(ctx context.Context, e *env, s settings, r row) (res result) {
 		}
 	}()
 	t.batch, t.halfBatch, t.perEvent = max(t.batch, 1), max(t.halfBatch, 1), max(t.perEvent, 1)
+	if r.Kind == kindCallers {
+		s.publishers = callers
+	}
 
 	switch {
 	case t.open != nil:

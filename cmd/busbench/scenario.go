@@ -24,6 +24,7 @@ const (
 	kindWatermill = "watermill" // the adapter's bare Watermill publisher and subscriber
 	kindRaw       = "raw"       // the broker's own client (a Go channel for gochannel)
 	kindRouter    = "router"    // message.Router with Retry and Recoverer, no bus (gochannel)
+	kindCallers   = "bus64"     // the bus row with 64 publishing goroutines (brokers that confirm each publish)
 	kindFlood     = "flood"     // 1,000,000 events through the bus: peak RSS
 	kindSleep     = "sleep5ms"  // a handler that waits 5 ms, backlog handled at concurrency c
 	kindFanout    = "fanout16"  // 16 such handlers on one topic
@@ -35,7 +36,7 @@ const (
 	kindIdle      = "idle"      // cmd/app started on configs/app.yaml, idle
 )
 
-var kinds = []string{kindBus, kindWatermill, kindRaw, kindRouter, kindFlood, kindSleep, kindFanout, kindTwo, kindRelay, kindRealPath, kindCeiling, kindDelayed, kindIdle}
+var kinds = []string{kindBus, kindWatermill, kindRaw, kindRouter, kindCallers, kindFlood, kindSleep, kindFanout, kindTwo, kindRelay, kindRealPath, kindCeiling, kindDelayed, kindIdle}
 
 // row is one line of the table: what runs, on which adapter, with which
 // payload size, handler concurrency and number of instances.
@@ -99,7 +100,7 @@ func defaultRows() []row {
 		}
 		rows = append(rows, r)
 	}
-	for _, a := range []string{bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream} {
+	for _, a := range []string{bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream, bus.AdapterNATS} {
 		for _, k := range []string{kindBus, kindWatermill, kindRaw} {
 			for _, c := range []int{1, 4, 16} {
 				add(row{Adapter: a, Kind: k, Payload: small, C: c})
@@ -109,6 +110,9 @@ func defaultRows() []row {
 		if a == bus.AdapterGoChannel {
 			add(row{Adapter: a, Kind: kindRouter, Payload: small, C: 1})
 		} else {
+			for _, c := range []int{4, 16} {
+				add(row{Adapter: a, Kind: kindCallers, Payload: small, C: c})
+			}
 			for _, c := range []int{1, 4} {
 				add(row{Adapter: a, Kind: kindTwo, Payload: small, C: c, Instances: 2})
 			}
@@ -118,18 +122,6 @@ func defaultRows() []row {
 		}
 		add(row{Adapter: a, Kind: kindFanout, Payload: small, C: 1})
 	}
-	// NATS: the bus rows (no watermill or raw reference rows yet).
-	for _, c := range []int{1, 4, 16} {
-		add(row{Adapter: bus.AdapterNATS, Kind: kindBus, Payload: small, C: c})
-	}
-	add(row{Adapter: bus.AdapterNATS, Kind: kindBus, Payload: large, C: 1})
-	for _, c := range []int{1, 4} {
-		add(row{Adapter: bus.AdapterNATS, Kind: kindTwo, Payload: small, C: c, Instances: 2})
-	}
-	for _, c := range []int{1, 4, 16, 32} {
-		add(row{Adapter: bus.AdapterNATS, Kind: kindSleep, Payload: small, C: c})
-	}
-	add(row{Adapter: bus.AdapterNATS, Kind: kindFanout, Payload: small, C: 1})
 	// The outbox: SQLite comes with gochannel, PostgreSQL with every adapter,
 	// as in configs/*.yaml.
 	add(row{Adapter: adapterDiscard, Kind: kindRelay, DB: db.DriverSQLite, Payload: small, C: 1})

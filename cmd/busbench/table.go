@@ -60,6 +60,9 @@ func (rs results) ratios(r result) string {
 		if w.Adapter == bus.AdapterGoChannel {
 			add("router", rs.find(with(kindRouter)), 1)
 		}
+	case kindCallers:
+		add("bus", rs.find(with(kindBus)), 1)
+		add("raw", rs.find(with(kindRaw)), 1)
 	case kindWatermill:
 		add("raw", rs.find(with(kindRaw)), 1)
 	case kindRouter:
@@ -174,6 +177,8 @@ func checks(rs results) []check {
 		}},
 		{"AMQP bus / raw amqp091-go (256 B, c=4)", "≥ 0.75×", atLeast(r(amqp, kindBus, 4), r(amqp, kindRaw, 4), 1, 0.75)},
 		{"AMQP bus / raw amqp091-go (256 B, c=16)", "≥ 0.75×", atLeast(r(amqp, kindBus, 16), r(amqp, kindRaw, 16), 1, 0.75)},
+		{"AMQP bus, 64 publishers / raw amqp091-go (256 B, c=4)", "≥ 0.75×", atLeast(r(amqp, kindCallers, 4), r(amqp, kindRaw, 4), 1, 0.75)},
+		{"AMQP bus, 64 publishers / raw amqp091-go (256 B, c=16)", "≥ 0.75×", atLeast(r(amqp, kindCallers, 16), r(amqp, kindRaw, 16), 1, 0.75)},
 		{"relay PostgreSQL→AMQP / raw amqp091-go (c=1)", "≥ 0.50×", atLeast(relay(amqp, db.DriverPostgres, 4), r(amqp, kindRaw, 1), 1, 0.5)},
 		{"Redis bus / raw go-redis pipelined (256 B, c=1)", "≥ 0.35×", atLeast(r(redis, kindBus, 1), r(redis, kindRaw, 1), 1, 0.35)},
 		{"relay PostgreSQL→Redis / relay PostgreSQL→discard", "≥ 0.80×", atLeast(relay(redis, db.DriverPostgres, 4), relay(adapterDiscard, db.DriverPostgres, 1), 1, 0.8)},

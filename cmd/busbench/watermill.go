@@ -115,6 +115,12 @@ func setupWatermill(ctx context.Context, e *env, r row, rec *recorder) (*target,
 			}
 			subs = append(subs, s)
 		}
+	case bus.AdapterNATS:
+		p, s, closeConn, err := watermillNATS(e, r, n)
+		if err != nil {
+			return fail(err)
+		}
+		pub, subs, conns = p, []message.Subscriber{s}, append(conns, closeConn)
 	default:
 		return nil, fmt.Errorf("no bare Watermill row on %s", r.Adapter)
 	}

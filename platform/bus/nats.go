@@ -147,6 +147,12 @@ func (a *natsAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
 			return &wmnats.SubjectDetail{Primary: filter, QueueGroup: queue}
 		},
 		JetStream: wmnats.JetStreamConfig{
+			// An ack goes out without waiting for JetStream's reply, as
+			// AMQP's and Redis's do: one round trip per event would bound a
+			// subscription at one event per round trip. An ack lost with the
+			// connection means a redelivery after ack_wait, which the
+			// handlers absorb like any other.
+			AckAsync:          true,
 			SubscribeOptions:  opts,
 			DurablePrefix:     durable,
 			DurableCalculator: func(prefix, _ string) string { return prefix },
