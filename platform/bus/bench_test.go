@@ -213,3 +213,107 @@ func BenchmarkPublishBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAMQPDrain fills a durable queue with b.N events, then times one
+// consumer draining it, prefetch 16, acking each: through the whole bus
+// (handler concurrency 1), through the adapter's watermill-amqp subscriber
+// alone, and through amqp091-go alone. The three read the same messages.
+func BenchmarkAMQPDrain(b *testing.B) {
+	drains := map[string]func(b *testing.B, cfg Config, topic Topic[benchPayload], queue string, count func()){
+		"bus": func(b *testing.B, cfg Config, topic Topic[benchPayload], queue string, count func()) {
+			consumer, err := New(context.Background(), cfg, Options{Logger: quiet()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = consumer.Close() })
+			if err := consumer.Register(NewHandler(queue, topic, func(context.Context, Event[benchPayload]) error { count(); return nil })); err != nil {
+				b.Fatal(err)
+			}
+			if err := consumer.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		},
+		"watermill-amqp": func(b *testing.B, cfg Config, topic Topic[benchPayload], queue string, count func()) {
+			a, err := newAdapter(context.Background(), cfg, "bench", watermill.NopLogger{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = a.close() })
+			sub, _, err := a.subscriber(Handler{name: queue, topic: topic.Name(), concurrency: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			b.Cleanup(func() { cancel(); _ = sub.Close() })
+			msgs, err := sub.Subscribe(ctx, topic.Name())
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for msg := range msgs {
+					msg.Ack()
+					count()
+				}
+			}()
+		},
+		"amqp091": func(b *testing.B, cfg Config, _ Topic[benchPayload], queue string, count func()) {
+			conn, err := amqp091.Dial(cfg.AMQP.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = conn.Close() })
+			ch, err := conn.Channel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := ch.Qos(cfg.AMQP.Prefetch, 0, false); err != nil {
+				b.Fatal(err)
+			}
+			deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for d := range deliveries {
+					_ = d.Ack(false)
+					count()
+				}
+			}()
+		},
+	}
+	for _, name := range []string{"bus", "watermill-amqp", "amqp091"} {
+		b.Run(name, func(b *testing.B) {
+			cfg := benchConfigs(b)[AdapterAMQP]
+			topic := NewTopic[benchPayload](benchTopicName("drain"), 1)
+			// The bus's topology: a durable queue named after the handler,
+			// bound to the topic on the run's exchange.
+			cfg.AMQP.Exchange = "bench.drain-" + topic.Aggregate()
+			_, queue := testenv.AMQPQueue(b, cfg.AMQP.URL, cfg.AMQP.Exchange, []string{topic.Name()}, nil)
+			publisher, err := New(context.Background(), cfg, Options{Logger: quiet()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = publisher.Close() }()
+			items := make([]Item[benchPayload], 1000)
+			for i := range items {
+				items[i] = Item[benchPayload]{AggregateID: "bench", Payload: benchPayload{ID: i, Email: "user@example.com", Name: "Bench User"}}
+			}
+			for from := 0; from < b.N; from += len(items) {
+				if err := PublishBatch(context.Background(), publisher, topic, items[:min(len(items), b.N-from)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var handled atomic.Int64
+			done := make(chan struct{})
+			b.ResetTimer()
+			start := time.Now()
+			drains[name](b, cfg, topic, queue, func() {
+				if handled.Add(1) == int64(b.N) {
+					close(done)
+				}
+			})
+			<-done
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
