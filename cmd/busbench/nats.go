@@ -44,7 +44,7 @@ func newNATSTopology(e *env, r row, n names, js nats.JetStreamContext) (natsTopo
 		FilterSubject:  t.subject,
 		AckPolicy:      nats.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
-		MaxAckPending:  max(cfg.Prefetch, 2*r.C),
+		MaxAckPending:  max(cfg.Prefetch, 4*r.C),
 	})
 	if err != nil {
 		return t, fmt.Errorf("nats consumer %s: %w", t.durable, err)

@@ -146,7 +146,7 @@ func atLeast(a, b row, scale, limit float64) func(results) (string, bool, bool) 
 
 func checks(rs results) []check {
 	const small = 256
-	gc, amqp, redis := bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream
+	gc, amqp, redis, nats := bus.AdapterGoChannel, bus.AdapterAMQP, bus.AdapterRedisStream, bus.AdapterNATS
 	r := func(adapter, kind string, c int) row {
 		return row{Adapter: adapter, Kind: kind, Payload: small, C: c, Instances: 1}
 	}
@@ -183,12 +183,12 @@ func checks(rs results) []check {
 		{"Redis bus / raw go-redis pipelined (256 B, c=1)", "≥ 0.35×", atLeast(r(redis, kindBus, 1), r(redis, kindRaw, 1), 1, 0.35)},
 		{"relay PostgreSQL→Redis / relay PostgreSQL→discard", "≥ 0.80×", atLeast(relay(redis, db.DriverPostgres, 4), relay(adapterDiscard, db.DriverPostgres, 1), 1, 0.8)},
 	}
-	for _, rp := range []struct{ adapter, driver string }{{gc, db.DriverSQLite}, {amqp, db.DriverPostgres}, {redis, db.DriverPostgres}} {
+	for _, rp := range []struct{ adapter, driver string }{{gc, db.DriverSQLite}, {amqp, db.DriverPostgres}, {redis, db.DriverPostgres}, {nats, db.DriverPostgres}} {
 		path := row{Adapter: rp.adapter, Kind: kindRealPath, DB: rp.driver, Payload: small, C: 4, Instances: 1}
 		ceiling := row{Adapter: adapterNone, Kind: kindCeiling, DB: rp.driver, Payload: small, C: 4, Instances: 1}
 		cs = append(cs, check{fmt.Sprintf("real path %s+%s / the database's ceiling", rp.driver, rp.adapter), "≥ 0.50×", atLeast(path, ceiling, 1, 0.5)})
 	}
-	for _, a := range []string{gc, amqp, redis} {
+	for _, a := range []string{gc, amqp, redis, nats} {
 		cs = append(cs,
 			check{a + " sleep5ms c=32 / 32× c=1", "≥ 0.80×", atLeast(r(a, kindSleep, 32), r(a, kindSleep, 1), 32, 0.8)},
 			check{a + " fanout16 / 16× one handler", "≥ 0.80×", atLeast(r(a, kindFanout, 1), r(a, kindSleep, 1), 16, 0.8)},
