@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -163,35 +162,18 @@ func rawNATS(e *env, r row, rec *recorder) (*target, error) {
 	}
 
 	// One JetStream context, with its own window, per publisher at most.
-	var (
-		failed atomic.Pointer[error]
-		mu     sync.Mutex
-		all    []nats.JetStreamContext
-	)
+	var failed atomic.Pointer[error]
 	onErr := nats.PublishAsyncErrHandler(func(_ nats.JetStream, _ *nats.Msg, err error) { failed.CompareAndSwap(nil, &err) })
-	pool := make(chan nats.JetStreamContext, 64)
-	take := func() (nats.JetStreamContext, error) {
-		select {
-		case p := <-pool:
-			return p, nil
-		default:
-		}
-		p, err := conn.JetStream(nats.PublishAsyncMaxPending(natsWindow), onErr)
-		if err != nil {
-			return nil, err
-		}
-		mu.Lock()
-		all = append(all, p)
-		mu.Unlock()
-		return p, nil
-	}
+	pool := newPublishPool(func() (nats.JetStreamContext, error) {
+		return conn.JetStream(nats.PublishAsyncMaxPending(natsWindow), onErr)
+	})
 	return &target{
 		publish: func(_ context.Context, _, k int, sent int64) error {
-			p, err := take()
+			p, err := pool.take()
 			if err != nil {
 				return err
 			}
-			defer func() { pool <- p }()
+			defer pool.put(p)
 			for range k {
 				if _, err := p.PublishAsync(t.subject, appendBody(make([]byte, 0, r.Payload), r.Payload, sent)); err != nil {
 					return err
@@ -201,9 +183,7 @@ func rawNATS(e *env, r row, rec *recorder) (*target, error) {
 		},
 		// Published means acked by JetStream: wait for every window.
 		flush: func(ctx context.Context) error {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range all {
+			for _, p := range pool.all() {
 				select {
 				case <-p.PublishAsyncComplete():
 				case <-ctx.Done():

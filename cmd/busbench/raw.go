@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -135,19 +136,8 @@ func rawAMQP(ctx context.Context, e *env, r row, rec *recorder) (*target, error)
 		})
 	}
 
-	// One publishing channel per publisher at most: a publisher takes one
-	// from the pool for its call.
-	pool := make(chan *confirmChannel, 64)
-	var (
-		mu  sync.Mutex
-		all []*confirmChannel
-	)
-	take := func() (*confirmChannel, error) {
-		select {
-		case c := <-pool:
-			return c, nil
-		default:
-		}
+	// One publishing channel per publisher at most.
+	pool := newPublishPool(func() (*confirmChannel, error) {
 		ch, err := pubConn.Channel()
 		if err != nil {
 			return nil, err
@@ -155,19 +145,15 @@ func rawAMQP(ctx context.Context, e *env, r row, rec *recorder) (*target, error)
 		if err := ch.Confirm(false); err != nil {
 			return nil, err
 		}
-		c := &confirmChannel{ch: ch}
-		mu.Lock()
-		all = append(all, c)
-		mu.Unlock()
-		return c, nil
-	}
+		return &confirmChannel{ch: ch}, nil
+	})
 	return &target{
 		publish: func(ctx context.Context, _, k int, sent int64) error {
-			c, err := take()
+			c, err := pool.take()
 			if err != nil {
 				return err
 			}
-			defer func() { pool <- c }()
+			defer pool.put(c)
 			for range k {
 				if err := c.waitUntil(amqpWindow - 1); err != nil {
 					return err
@@ -186,16 +172,52 @@ func rawAMQP(ctx context.Context, e *env, r row, rec *recorder) (*target, error)
 		},
 		// Published means confirmed: wait for every channel's window.
 		flush: func(context.Context) error {
-			mu.Lock()
-			defer mu.Unlock()
 			var errs []error
-			for _, c := range all {
+			for _, c := range pool.all() {
 				errs = append(errs, c.waitUntil(0))
 			}
 			return errors.Join(errs...)
 		},
 		close: closeAll,
 	}, nil
+}
+
+// publishPool gives each publishing goroutine a publishing handle (an AMQP
+// channel, a JetStream context) with a window of its own, opened on first
+// need and kept for the next call, and lists them all for the flush.
+type publishPool[T any] struct {
+	open   func() (T, error)
+	free   chan T
+	mu     sync.Mutex
+	opened []T
+}
+
+func newPublishPool[T any](open func() (T, error)) *publishPool[T] {
+	return &publishPool[T]{open: open, free: make(chan T, 64)}
+}
+
+func (p *publishPool[T]) take() (T, error) {
+	select {
+	case h := <-p.free:
+		return h, nil
+	default:
+	}
+	h, err := p.open()
+	if err != nil {
+		return h, err
+	}
+	p.mu.Lock()
+	p.opened = append(p.opened, h)
+	p.mu.Unlock()
+	return h, nil
+}
+
+func (p *publishPool[T]) put(h T) { p.free <- h }
+
+func (p *publishPool[T]) all() []T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.opened)
 }
 
 // declareQueue declares a durable queue as the bus's topology does.
