@@ -90,7 +90,8 @@ type AMQPConfig struct {
 	// Durable declares the exchange and handler queues durable and publishes
 	// persistent messages, so they survive a broker restart.
 	Durable bool `yaml:"durable"`
-	// PublishChannels is the size of the publisher's channel pool.
+	// PublishChannels is the size of the publisher's channel pool: a
+	// Publish holds a channel until RabbitMQ confirms its event.
 	PublishChannels int `yaml:"publish_channels"`
 	// QueueType is the type of the handlers' queues: classic, or quorum
 	// (replicated across a RabbitMQ cluster's nodes). A broadcast
