@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
@@ -128,6 +129,9 @@ func (s prefixedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 // before it waits, as amqpWindow is for AMQP.
 const natsWindow = 256
 
+// natsStallWait is how long a raw NATS publish waits for room in its window.
+const natsStallWait = 30 * time.Second
+
 // rawNATS publishes with nats.go's asynchronous JetStream publishes, a
 // window of natsWindow per publishing goroutine, and consumes with c
 // subscriptions in the handler's queue group, bound to its durable
@@ -175,7 +179,9 @@ func rawNATS(e *env, r row, rec *recorder) (*target, error) {
 			}
 			defer pool.put(p)
 			for range k {
-				if _, err := p.PublishAsync(t.subject, appendBody(make([]byte, 0, r.Payload), r.Payload, sent)); err != nil {
+				// A full window waits for acks, as the raw AMQP publisher
+				// waits for its oldest confirm.
+				if _, err := p.PublishAsync(t.subject, appendBody(make([]byte, 0, r.Payload), r.Payload, sent), nats.StallWait(natsStallWait)); err != nil {
 					return err
 				}
 			}

@@ -186,22 +186,26 @@ func rawAMQP(ctx context.Context, e *env, r row, rec *recorder) (*target, error)
 // channel, a JetStream context) with a window of its own, opened on first
 // need and kept for the next call, and lists them all for the flush.
 type publishPool[T any] struct {
-	open   func() (T, error)
-	free   chan T
+	open func() (T, error)
+
 	mu     sync.Mutex
+	free   []T
 	opened []T
 }
 
 func newPublishPool[T any](open func() (T, error)) *publishPool[T] {
-	return &publishPool[T]{open: open, free: make(chan T, 64)}
+	return &publishPool[T]{open: open}
 }
 
 func (p *publishPool[T]) take() (T, error) {
-	select {
-	case h := <-p.free:
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		h := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
 		return h, nil
-	default:
 	}
+	p.mu.Unlock()
 	h, err := p.open()
 	if err != nil {
 		return h, err
@@ -212,7 +216,11 @@ func (p *publishPool[T]) take() (T, error) {
 	return h, nil
 }
 
-func (p *publishPool[T]) put(h T) { p.free <- h }
+func (p *publishPool[T]) put(h T) {
+	p.mu.Lock()
+	p.free = append(p.free, h)
+	p.mu.Unlock()
+}
 
 func (p *publishPool[T]) all() []T {
 	p.mu.Lock()
