@@ -186,12 +186,19 @@ func (h Handler) Consumes(topic string) bool {
 // delivered: a replay addressed to another handler of the topic (poison
 // handlers take every message of the poison topic), or, for a pattern
 // handler, a copy on its way to the poison topic, which the pattern's
-// routing delivers too when it matches the poison topic's name.
+// routing delivers too when it matches the poison topic's name, or an
+// event of a topic the pattern does not match, which a subscription wider
+// than the pattern delivers (NATS reads the whole stream for a pattern
+// with #).
 func (h Handler) skips(msg *message.Message) bool {
 	if target := msg.Metadata.Get(MetaReplayFor); target != "" && target != h.name && !h.poison {
 		return true
 	}
-	return h.pattern && msg.Metadata.Get(middleware.ReasonForPoisonedKey) != ""
+	if !h.pattern {
+		return false
+	}
+	t := msg.Metadata.Get(MetaEventType)
+	return msg.Metadata.Get(middleware.ReasonForPoisonedKey) != "" || (t != "" && !Match(h.topic, t))
 }
 
 // IsBroadcast reports whether every instance gets every event.

@@ -101,8 +101,8 @@ func natsName(handler string) string { return strings.ReplaceAll(handler, ".", "
 
 // filter is the subject filter of a consumer of topic, a topic or a
 // pattern. NATS's `*` is a pattern's; `#` has no NATS equivalent in every
-// position, so a pattern with one reads the whole stream and matchPattern
-// drops what it does not match.
+// position, so a pattern with one reads the whole stream and the handler
+// skips what it does not match (Handler.skips).
 func (a *natsAdapter) filter(topic string) string {
 	if strings.Contains(topic, "#") {
 		return a.cfg.SubjectPrefix + ".>"
@@ -165,9 +165,6 @@ func (a *natsAdapter) subscriber(h Handler) (message.Subscriber, bool, error) {
 		return nil, false, fmt.Errorf("nats subscriber for %s: %w", h.name, err)
 	}
 	var s message.Subscriber = sub
-	if strings.Contains(h.topic, "#") {
-		s = matchPattern{s, h.topic}
-	}
 	if h.broadcast && h.concurrency > 1 {
 		s = keyedPool{sub: s, n: h.concurrency}
 	}
@@ -236,36 +233,6 @@ func (a *natsAdapter) depths(_ context.Context, qs []depthQuery) ([]HandlerDepth
 		}
 	}
 	return ds, nil
-}
-
-// matchPattern drops, acked, the messages of a stream-wide subscription
-// that its pattern does not match.
-type matchPattern struct {
-	message.Subscriber
-	pattern string
-}
-
-func (m matchPattern) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := m.Subscriber.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	go func() {
-		defer close(out)
-		for msg := range in {
-			if t := msg.Metadata.Get(MetaEventType); t != "" && !Match(m.pattern, t) {
-				msg.Ack()
-				continue
-			}
-			select {
-			case out <- msg:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
 }
 
 // natsMarshaler carries a message as a JetStream message on the subject
