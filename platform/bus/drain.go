@@ -104,11 +104,21 @@ func (d *drainingSubscriber) handled(h message.HandlerFunc) message.HandlerFunc 
 // detached has the values of one context and the cancellation of another,
 // without the goroutine or cancel func context.AfterFunc would cost.
 type detached struct {
-	context.Context // cancellation
+	context.Context // cancellation: a context.WithCancel of Background, with no values
 	values          context.Context
 }
 
-func (c detached) Value(key any) any { return c.values.Value(key) }
+// Value asks the cancelling context first. It holds no values, so the one
+// key it answers is the context package's own, with which context.WithCancel
+// and WithTimeout (Watermill's Timeout middleware) find the cancelCtx behind
+// a parent and register with it; a parent they cannot see through costs a
+// goroutine per message to watch.
+func (c detached) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
+}
 
 func (d *drainingSubscriber) Close() error {
 	var err error
