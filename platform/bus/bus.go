@@ -60,6 +60,7 @@ type Bus struct {
 	router    *message.Router
 	handlers  []Handler
 	subs      []*drainingSubscriber
+	stacks    []*warmStacks
 	bridges   []bridge
 
 	poison    message.HandlerMiddleware
@@ -264,6 +265,9 @@ func (b *Bus) Register(hs ...Handler) error {
 			return h.handle(b.logger, msg)
 		})
 		rh.AddMiddleware(ds.handled)
+		stacks := newWarmStacks(n)
+		b.stacks = append(b.stacks, stacks)
+		rh.AddMiddleware(stacks.middleware)
 		if len(b.observers) > 0 {
 			// Outside the chain, to see how each delivery ended.
 			rh.AddMiddleware(observe(h, b.observers))
@@ -366,6 +370,9 @@ func (b *Bus) Close() error {
 	// none of them.
 	for _, s := range b.subs {
 		errs = append(errs, s.Close())
+	}
+	for _, s := range b.stacks {
+		s.close()
 	}
 	errs = append(errs, b.adapter.close(), closeBridges(b.bridges))
 	return errors.Join(errs...)
