@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -109,7 +110,7 @@ func (p keyedPool) Subscribe(ctx context.Context, topic string) (<-chan *message
 		defer q.close()
 		for msg := range in {
 			// The copy is the pool's to deliver: msg's ack is the upstream's.
-			q.push(msg.Copy())
+			q.push(copyMessage(msg))
 			msg.Ack()
 		}
 	}()
@@ -141,10 +142,18 @@ func serve(ctx context.Context, q *lanes, n int) <-chan *message.Message {
 	return out
 }
 
+// copyMessage is msg.Copy, cloning the metadata whole instead of inserting
+// it key by key into a map that regrows on the way.
+func copyMessage(msg *message.Message) *message.Message {
+	c := message.NewMessage(msg.UUID, msg.Payload)
+	c.Metadata = maps.Clone(msg.Metadata)
+	return c
+}
+
 // deliver sends msg until it is acked, a fresh copy after every nack, or
 // until ctx ends.
 func deliver(ctx context.Context, msg *message.Message, out chan<- *message.Message) {
-	for m := msg; ; m = msg.Copy() {
+	for m := msg; ; m = copyMessage(msg) {
 		m.SetContext(ctx)
 		select {
 		case out <- m:

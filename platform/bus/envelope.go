@@ -52,7 +52,15 @@ type Event[T any] struct {
 	Payload T
 }
 
+// metadataHint sizes a new event's metadata for the envelope's nine keys
+// and the trace context publishers add, so the map is never regrown.
+const metadataHint = 12
+
+// setOn writes e into msg's metadata, a new message's.
 func (e Envelope) setOn(msg *message.Message) {
+	if len(msg.Metadata) == 0 {
+		msg.Metadata = make(message.Metadata, metadataHint)
+	}
 	msg.Metadata.Set(MetaEventID, e.EventID)
 	msg.Metadata.Set(MetaEventType, e.EventType)
 	msg.Metadata.Set(MetaOccurredAt, e.OccurredAt.UTC().Format(time.RFC3339Nano))

@@ -66,7 +66,7 @@ func (a *goChannelAdapter) Publish(topic string, msgs ...*message.Message) error
 	for _, msg := range msgs {
 		for _, q := range queues {
 			// Each handler acks its own copy; the publisher keeps msg.
-			q.push(msg.Copy())
+			q.push(copyMessage(msg))
 		}
 	}
 	return nil

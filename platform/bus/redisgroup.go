@@ -331,7 +331,7 @@ func (c *groupConsumer) deliver(ctx context.Context, tick <-chan time.Time) bool
 				return true
 			case <-msg.Nacked():
 				c.held = false
-				msg = msg.Copy()
+				msg = copyMessage(msg)
 				break wait
 			case <-tick:
 				c.housekeep(ctx)
