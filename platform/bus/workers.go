@@ -17,9 +17,10 @@ import (
 // A message that finds every worker busy runs on the router's goroutine, as
 // it would without them.
 type warmStacks struct {
-	jobs chan *stackJob
-	stop chan struct{}
-	once sync.Once
+	jobs    chan *stackJob
+	stop    chan struct{}
+	once    sync.Once
+	workers sync.WaitGroup
 }
 
 type stackJob struct {
@@ -35,7 +36,7 @@ var stackJobs = sync.Pool{New: func() any { return &stackJob{done: make(chan str
 func newWarmStacks(n int) *warmStacks {
 	w := &warmStacks{jobs: make(chan *stackJob), stop: make(chan struct{})}
 	for range n {
-		go w.work()
+		w.workers.Go(w.work)
 	}
 	return w
 }
@@ -70,5 +71,9 @@ func (w *warmStacks) middleware(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// close ends the workers once the router no longer runs the chain.
-func (w *warmStacks) close() { w.once.Do(func() { close(w.stop) }) }
+// close ends the workers, once the router no longer runs the chain, and
+// waits for them.
+func (w *warmStacks) close() {
+	w.once.Do(func() { close(w.stop) })
+	w.workers.Wait()
+}
