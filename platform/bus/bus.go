@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/cenkalti/backoff/v5"
@@ -121,15 +120,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Bus, error) {
 // build assembles the publisher and the router's middleware chain.
 func (b *Bus) build(opts Options) error {
 	reg := opts.Registerer
-	mb := metrics.NewPrometheusMetricsBuilderWithConfig(reg, metrics.PrometheusMetricsBuilderConfig{
-		Namespace: "app", Subsystem: "bus",
-		AdditionalLabels: []metrics.MetricLabel{{Label: "topic", ComputeValueFn: topicLabel}},
-	})
-	pub, err := mb.DecoratePublisher(retryingPublisher{batchStage{b.adapter.publisher()}, b.cfg.PublishTimeout})
+	metered, err := newPublishMetrics(reg, retryingPublisher{batchStage{b.adapter.publisher()}, b.cfg.PublishTimeout})
 	if err != nil {
 		return fmt.Errorf("bus metrics: %w", err)
 	}
-	pub = tracingPublisher{pub, b.tracer, messagingSystem(b.cfg.Adapter)}
+	var pub message.Publisher = tracingPublisher{metered, b.tracer, messagingSystem(b.cfg.Adapter)}
 	if observers := publishObservers(opts.Observers); len(observers) > 0 {
 		pub = observingPublisher{pub, observers}
 	}

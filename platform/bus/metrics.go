@@ -1,6 +1,10 @@
 package bus
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -41,4 +45,60 @@ func (m handlerMetrics) middleware(h Handler) message.HandlerMiddleware {
 			return out, err
 		}
 	}
+}
+
+// publishMetrics times publishes into the histogram components/metrics'
+// publisher decorator defines (same name, help, buckets, labels and series,
+// so its dashboards work). That decorator builds a label map, looks the
+// series up and wraps each message's context on every publish, a fifth of
+// the CPU of a publish on gochannel; here each series is looked up once.
+type publishMetrics struct {
+	message.Publisher
+	seconds *prometheus.HistogramVec
+	name    string   // publisher_name outside handlers, as the decorator names it
+	series  sync.Map // publishSeries -> prometheus.Observer
+}
+
+type publishSeries struct {
+	handler, publisher, topic string
+	ok                        bool
+}
+
+func newPublishMetrics(reg prometheus.Registerer, pub message.Publisher) (*publishMetrics, error) {
+	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "app", Subsystem: "bus", Name: "publish_time_seconds",
+		Help:    "The time that a publishing attempt (success or not) took in seconds",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler_name", "publisher_name", "success", "topic"})
+	if err := reg.Register(seconds); err != nil {
+		return nil, err
+	}
+	return &publishMetrics{Publisher: pub, seconds: seconds, name: strings.TrimLeft(fmt.Sprintf("%T", pub), "*")}, nil
+}
+
+func (m *publishMetrics) Publish(topic string, msgs ...*message.Message) error {
+	if len(msgs) == 0 {
+		return m.Publisher.Publish(topic)
+	}
+	ctx := msgs[0].Context()
+	start := time.Now()
+	err := m.Publisher.Publish(topic, msgs...)
+	m.observer(publishSeries{message.HandlerNameFromCtx(ctx), message.PublisherNameFromCtx(ctx), topicLabel(ctx), err == nil}).
+		Observe(time.Since(start).Seconds())
+	return err
+}
+
+func (m *publishMetrics) observer(k publishSeries) prometheus.Observer {
+	if o, ok := m.series.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	handler, publisher := k.handler, k.publisher
+	if handler == "" {
+		handler = "<no handler>"
+	}
+	if publisher == "" {
+		publisher = m.name
+	}
+	o, _ := m.series.LoadOrStore(k, m.seconds.WithLabelValues(handler, publisher, strconv.FormatBool(k.ok), k.topic))
+	return o.(prometheus.Observer)
 }
