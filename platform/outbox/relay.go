@@ -11,10 +11,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
@@ -22,6 +20,7 @@ import (
 	"github.com/example/monolith/platform/bus"
 	"github.com/example/monolith/platform/db"
 	"github.com/example/monolith/platform/httpx"
+	"github.com/example/monolith/platform/internal/compatjson"
 )
 
 // consumerGroup names the relay's offset: every instance shares it, and the
@@ -448,22 +447,14 @@ type envelope struct {
 	Metadata         map[string]string `json:"metadata"`
 }
 
-// unwrap returns the message an outbox row carries and its topic.
-//
-// The envelope is decoded with go-json-experiment/json, the upstream of
-// encoding/json/v2: 2.5 times faster than encoding/json, with 9 allocations
-// instead of 40, and decoding is most of the relay's own work per event. It
-// reads what encoding/json writes (forwarder.DefaultMarshaler) the same
-// way. A row it refuses or reads no topic from, which that writer never
-// produces (invalid UTF-8, a name twice, a name in other case), is decoded
-// by encoding/json, as before.
+// unwrap returns the message an outbox row carries and its topic. It reads
+// what components/forwarder writes with encoding/json, with compatjson:
+// 2.3 times faster than forwarder.DefaultMarshaler, with 9 allocations
+// instead of 45, and decoding is most of the relay's own work per event.
 func unwrap(row *message.Message) (string, *message.Message, error) {
 	var e envelope
-	if jsonv2.Unmarshal(row.Payload, &e) != nil || e.DestinationTopic == "" {
-		e = envelope{}
-		if err := (forwarder.DefaultMarshaler{}).Unmarshal(row.Payload, &e); err != nil {
-			return "", nil, fmt.Errorf("unwrap forwarder envelope: %w", err)
-		}
+	if err := compatjson.Unmarshal(row.Payload, &e); err != nil {
+		return "", nil, fmt.Errorf("unwrap forwarder envelope: %w", err)
 	}
 	if e.DestinationTopic == "" {
 		return "", nil, errors.New("unwrap forwarder envelope: no destination topic")

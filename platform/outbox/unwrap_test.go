@@ -76,9 +76,9 @@ func TestUnwrapReadsWhatTheForwarderWrites(t *testing.T) {
 	}
 }
 
-// TestUnwrapFallsBackToEncodingJSON feeds rows the forwarder never writes
+// TestUnwrapReadsOtherRowsAsEncodingJSONDoes feeds rows the forwarder never writes
 // but encoding/json reads: unwrap reads them as encoding/json does.
-func TestUnwrapFallsBackToEncodingJSON(t *testing.T) {
+func TestUnwrapReadsOtherRowsAsEncodingJSONDoes(t *testing.T) {
 	for name, row := range map[string]string{
 		"a name twice":       `{"destination_topic":"a.b.c","destination_topic":"x.y.z","uuid":"u","payload":"eyJ9","metadata":null}`,
 		"a name in capitals": `{"Destination_Topic":"x.y.z","UUID":"u","Payload":"eyJ9","Metadata":{"k":"v"}}`,

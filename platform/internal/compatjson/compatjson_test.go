@@ -1,4 +1,4 @@
-package bus
+package compatjson
 
 import (
 	"encoding/json"
@@ -26,9 +26,9 @@ type decodeAll struct {
 	decodeInner
 }
 
-// decodePayload must decode every payload as encoding/json does: the same
-// value, or the same error.
-func TestDecodePayloadMatchesEncodingJSON(t *testing.T) {
+// Unmarshal must decode every input as encoding/json does: the same value,
+// or the same error.
+func TestUnmarshalMatchesEncodingJSON(t *testing.T) {
 	inputs := []string{
 		`{"name":"a","count":"12","ratio":1.5,"at":"2026-01-02T03:04:05.123456789Z","tags":["x","y"],"labels":{"k":"v"},"inner":{"n":3},"raw":{"a":[1,2]},"any":{"b":true},"Untagged":true,"n":7}`,
 		`{"NAME":"case folded","untagged":true,"N":2}`, // encoding/json matches names in any case
@@ -52,7 +52,7 @@ func TestDecodePayloadMatchesEncodingJSON(t *testing.T) {
 	for _, in := range inputs {
 		var want, got decodeAll
 		wantErr := json.Unmarshal([]byte(in), &want)
-		gotErr := decodePayload([]byte(in), &got)
+		gotErr := Unmarshal([]byte(in), &got)
 		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
 			t.Errorf("%s: error %v, encoding/json's %v", in, gotErr, wantErr)
 			continue
@@ -63,13 +63,13 @@ func TestDecodePayloadMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestDecodePayloadIntoScalars(t *testing.T) {
+func TestUnmarshalIntoScalars(t *testing.T) {
 	var n int
-	if err := decodePayload([]byte(`42`), &n); err != nil || n != 42 {
+	if err := Unmarshal([]byte(`42`), &n); err != nil || n != 42 {
 		t.Fatalf("got %d, %v", n, err)
 	}
 	var s string
-	if err := decodePayload([]byte(`7`), &s); err == nil {
+	if err := Unmarshal([]byte(`7`), &s); err == nil {
 		t.Fatalf("a number decoded into a string: %q", s)
 	}
 }
