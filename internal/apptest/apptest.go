@@ -63,7 +63,8 @@ type Instance struct {
 // listener get free ports on 127.0.0.1 unless env sets APP_ADMIN_ADDR.
 func Start(t *testing.T, config string, env ...string) *Instance {
 	t.Helper()
-	addr, adminAddr := FreeAddr(t), FreeAddr(t)
+	addrs := FreeAddrs(t, 2)
+	addr, adminAddr := addrs[0], addrs[1]
 	var adminToken string
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "APP_ADMIN_ADDR="); ok {
@@ -108,15 +109,21 @@ func Start(t *testing.T, config string, env ...string) *Instance {
 	}
 }
 
-// FreeAddr is 127.0.0.1 with a port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
+// FreeAddrs is n distinct addresses on 127.0.0.1 whose ports were free a
+// moment ago. The listeners stay open until all n are taken: closed one by
+// one, the kernel may hand the same port out twice.
+func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = ln.Close() }()
+		addrs[i] = ln.Addr().String()
 	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String()
+	return addrs
 }
 
 // Admin is the instance seen through its admin listener: Do, Try and
