@@ -55,7 +55,8 @@ type result struct {
 	handled    float64 // handler calls/s, from the first publish to the last handle
 	flood      latencies
 	half       latencies
-	halfRate   float64 // events/s paced in the half-rate phase, 0 if none
+	halfRate   float64       // events/s paced in the half-rate phase, 0 if none
+	halfLate   time.Duration // p99 of how late the paced publishes began
 	rss        rss
 	err        error
 	hasLatency bool // the flood's latencies mean publish-to-handle
@@ -225,7 +226,7 @@ func backlog(ctx context.Context, s settings, t *target, rec *recorder, n int, r
 }
 
 // halfRate publishes at half the flood's handled rate for s.half and keeps
-// the latencies of that phase.
+// the latencies of that phase, and how late the publishers were.
 func halfRate(ctx context.Context, s settings, t *target, rec *recorder, res *result) error {
 	if s.half <= 0 || res.handled <= 0 {
 		return nil
@@ -235,19 +236,10 @@ func halfRate(ctx context.Context, s settings, t *target, rec *recorder, res *re
 	n -= n % t.halfBatch
 	interval := time.Duration(float64(time.Second) * float64(t.halfBatch) / rate)
 	ph := rec.start()
-	start := time.Now()
-	var next atomic.Int64
-	err := publishers(ctx, s.publishers, func(ctx context.Context) (bool, error) {
-		unit := int(next.Add(1)) - 1
-		first := unit * t.halfBatch
-		if first >= n {
-			return false, nil
-		}
-		if wait := time.Until(start.Add(time.Duration(unit) * interval)); wait > 0 {
-			time.Sleep(wait)
-		}
+	var late histogram
+	err := paced(ctx, s.publishers, n/t.halfBatch, interval, &late, func(ctx context.Context, unit int) error {
 		// Numbered after the flood's events: event numbers are unique per row.
-		return true, t.publish(ctx, res.numbered+first, t.halfBatch, time.Now().UnixNano())
+		return t.publish(ctx, res.numbered+unit*t.halfBatch, t.halfBatch, time.Now().UnixNano())
 	})
 	if err == nil && t.flush != nil {
 		err = t.flush(ctx)
@@ -260,6 +252,7 @@ func halfRate(ctx context.Context, s settings, t *target, rec *recorder, res *re
 	}
 	res.halfRate = rate
 	res.half = ph.hist.latencies()
+	res.halfLate = late.latencies().p99
 	return nil
 }
 
@@ -347,6 +340,7 @@ func median(runs []result) result {
 	out.halfRate = medF(func(r result) float64 { return r.halfRate })
 	out.flood = latencies{medD(func(r result) time.Duration { return r.flood.p50 }), medD(func(r result) time.Duration { return r.flood.p99 }), medD(func(r result) time.Duration { return r.flood.max })}
 	out.half = latencies{medD(func(r result) time.Duration { return r.half.p50 }), medD(func(r result) time.Duration { return r.half.p99 }), medD(func(r result) time.Duration { return r.half.max })}
+	out.halfLate = medD(func(r result) time.Duration { return r.halfLate })
 	out.rss.bytes = uint64(medF(func(r result) float64 { return float64(r.rss.bytes) }))
 	return out
 }

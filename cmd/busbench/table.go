@@ -97,28 +97,28 @@ func (rs results) ratios(r result) string {
 
 // writeTable prints the results as one Markdown table.
 func writeTable(w io.Writer, rs results) {
-	fmt.Fprintln(w, "| adapter | row | payload | c | inst | events | published/s | handled/s | flood p50 / p99 / max (ms) | half rate/s | half-rate p50 / p99 / max (ms) | peak RSS | ratios of handled/s |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| adapter | row | payload | c | inst | events | published/s | handled/s | flood p50 / p99 / max (ms) | half rate/s | half-rate p50 / p99 / max (ms) | publishers late p99 (ms) | peak RSS | ratios of handled/s |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rs {
 		w0 := r.row
 		cols := []string{w0.Adapter, w0.label(), sizeLabel(w0.Payload), strconv.Itoa(w0.C), strconv.Itoa(w0.Instances)}
 		switch {
 		case w0.Kind == kindIdle:
-			cols = append(cols[:2], "—", "—", "1", "—", "—", "—", "—", "—", "—", "idle "+r.rss.String(), "")
+			cols = append(cols[:2], "—", "—", "1", "—", "—", "—", "—", "—", "—", "—", "idle "+r.rss.String(), "")
 			if r.err != nil {
 				cols[len(cols)-1] = "failed: " + firstLine(r.err.Error(), 60)
 			}
 		case r.err != nil && r.handled == 0:
-			cols = append(cols, "—", "—", "—", "—", "—", "—", r.rss.String(), rs.ratios(r))
+			cols = append(cols, "—", "—", "—", "—", "—", "—", "—", r.rss.String(), rs.ratios(r))
 		default:
-			flood, half, halfRate := "—", "—", "—"
+			flood, half, halfRate, late := "—", "—", "—", "—"
 			if r.hasLatency {
 				flood = fmtLatencies(r.flood)
 			}
 			if r.halfRate > 0 {
-				half, halfRate = fmtLatencies(r.half), fmtRate(r.halfRate)
+				half, halfRate, late = fmtLatencies(r.half), fmtRate(r.halfRate), fmtMs(r.halfLate)
 			}
-			cols = append(cols, fmtCount(r.events), fmtRate(r.published), fmtRate(r.handled), flood, halfRate, half, r.rss.String(), rs.ratios(r))
+			cols = append(cols, fmtCount(r.events), fmtRate(r.published), fmtRate(r.handled), flood, halfRate, half, late, r.rss.String(), rs.ratios(r))
 		}
 		fmt.Fprintln(w, "| "+strings.Join(cols, " | ")+" |")
 	}
