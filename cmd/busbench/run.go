@@ -55,7 +55,7 @@ type result struct {
 	handled    float64 // handler calls/s, from the first publish to the last handle
 	flood      latencies
 	half       latencies
-	halfRate   float64       // events/s paced in the half-rate phase, 0 if none
+	halfRate   float64       // events/s published in the half-rate phase, 0 if none
 	halfLate   time.Duration // p99 of how late the paced publishes began
 	rss        rss
 	err        error
@@ -236,6 +236,7 @@ func halfRate(ctx context.Context, s settings, t *target, rec *recorder, res *re
 	n -= n % t.halfBatch
 	interval := time.Duration(float64(time.Second) * float64(t.halfBatch) / rate)
 	ph := rec.start()
+	start := time.Now()
 	var late histogram
 	err := paced(ctx, s.publishers, n/t.halfBatch, interval, &late, func(ctx context.Context, unit int) error {
 		// Numbered after the flood's events: event numbers are unique per row.
@@ -247,10 +248,11 @@ func halfRate(ctx context.Context, s settings, t *target, rec *recorder, res *re
 	if err != nil {
 		return fmt.Errorf("publish at half rate: %w", err)
 	}
+	// What the publishers reached: less than rate when they fell behind.
+	res.halfRate = float64(n) / time.Since(start).Seconds()
 	if err := waitHandled(ctx, s, ph, int64(n*t.perEvent)); err != nil {
 		return fmt.Errorf("at half rate: %w", err)
 	}
-	res.halfRate = rate
 	res.half = ph.hist.latencies()
 	res.halfLate = late.latencies().p99
 	return nil
