@@ -304,6 +304,9 @@ func (b *Bus) Start(ctx context.Context) error {
 	}
 	b.started = true
 	b.runErr = make(chan error, 1)
+	for _, s := range b.stacks {
+		s.start()
+	}
 	b.mu.Unlock()
 
 	go func() { b.runErr <- b.router.Run(context.Background()) }() //nolint:gosec // G118: the router outlives ctx, which bounds only start-up; Close stops it

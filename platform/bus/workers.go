@@ -14,12 +14,15 @@ import (
 // the JSON decoder reach, and grows by copying itself, frame by frame, a few
 // times per message: on gochannel that was 15 % of the CPU spent per event
 // (BenchmarkBus, see docs/benchmarks.md). A worker's stack grows once.
-// A message that finds every worker busy runs on the router's goroutine, as
-// it would without them.
+// A message that finds every worker busy, or none started, runs on the
+// router's goroutine, as it would without them. The workers start with the
+// bus, so a bus that is built and never started runs none.
 type warmStacks struct {
+	n       int
 	jobs    chan *stackJob
 	stop    chan struct{}
-	once    sync.Once
+	started sync.Once
+	stopped sync.Once
 	workers sync.WaitGroup
 }
 
@@ -34,11 +37,16 @@ type stackJob struct {
 var stackJobs = sync.Pool{New: func() any { return &stackJob{done: make(chan struct{}, 1)} }}
 
 func newWarmStacks(n int) *warmStacks {
-	w := &warmStacks{jobs: make(chan *stackJob), stop: make(chan struct{})}
-	for range n {
-		w.workers.Go(w.work)
-	}
-	return w
+	return &warmStacks{n: n, jobs: make(chan *stackJob), stop: make(chan struct{})}
+}
+
+// start starts the workers, once.
+func (w *warmStacks) start() {
+	w.started.Do(func() {
+		for range w.n {
+			w.workers.Go(w.work)
+		}
+	})
 }
 
 func (w *warmStacks) work() {
@@ -74,6 +82,6 @@ func (w *warmStacks) middleware(h message.HandlerFunc) message.HandlerFunc {
 // close ends the workers, once the router no longer runs the chain, and
 // waits for them.
 func (w *warmStacks) close() {
-	w.once.Do(func() { close(w.stop) })
+	w.stopped.Do(func() { close(w.stop) })
 	w.workers.Wait()
 }

@@ -11,6 +11,7 @@ import (
 
 func TestWarmStacksReturnWhatTheChainReturns(t *testing.T) {
 	w := newWarmStacks(1)
+	w.start()
 	defer w.close()
 	failed := errors.New("failed")
 	produced := []*message.Message{message.NewMessage(watermill.NewUUID(), nil)}
@@ -35,6 +36,7 @@ func TestWarmStacksReturnWhatTheChainReturns(t *testing.T) {
 // goroutine instead of waiting for a worker.
 func TestWarmStacksRunMessagesBeyondTheirWorkersInline(t *testing.T) {
 	w := newWarmStacks(1)
+	w.start()
 	defer w.close()
 	release := make(chan struct{})
 	h := w.middleware(func(msg *message.Message) ([]*message.Message, error) {
@@ -75,6 +77,7 @@ func TestWarmStacksRunMessagesBeyondTheirWorkersInline(t *testing.T) {
 
 func TestWarmStacksEndOnClose(t *testing.T) {
 	w := newWarmStacks(3)
+	w.start()
 	w.close()
 	w.close() // idempotent
 	select {
@@ -86,5 +89,29 @@ func TestWarmStacksEndOnClose(t *testing.T) {
 	h := w.middleware(func(*message.Message) ([]*message.Message, error) { ran = true; return nil, nil })
 	if _, err := h(message.NewMessage(watermill.NewUUID(), nil)); err != nil || !ran {
 		t.Fatalf("after close the chain ran: %t, error %v; want it run on the caller's goroutine", ran, err)
+	}
+}
+
+func TestWarmStacksStartWorkersOnlyWhenStarted(t *testing.T) {
+	w := newWarmStacks(2)
+	defer w.close()
+	select {
+	case w.jobs <- &stackJob{}:
+		t.Fatal("a worker took a job before start")
+	case <-time.After(50 * time.Millisecond):
+	}
+	ran := false
+	h := w.middleware(func(*message.Message) ([]*message.Message, error) { ran = true; return nil, nil })
+	if _, err := h(message.NewMessage(watermill.NewUUID(), nil)); err != nil || !ran {
+		t.Fatalf("before start the chain ran: %t, error %v; want it run on the caller's goroutine", ran, err)
+	}
+	w.start()
+	w.start() // once
+	j := &stackJob{h: func(*message.Message) ([]*message.Message, error) { return nil, nil }, done: make(chan struct{}, 1)}
+	select {
+	case w.jobs <- j:
+		<-j.done
+	case <-time.After(10 * time.Second):
+		t.Fatal("no worker took a job after start")
 	}
 }
