@@ -6,8 +6,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// warmStacks runs a handler's middleware chain on goroutines that live as
-// long as the bus, one per unit of the handler's concurrency.
+// warmStacks runs a handler's middleware chain on goroutines that live from
+// the bus's Start to its Close, one per unit of the handler's concurrency.
 //
 // Watermill's router starts a goroutine per message. A new goroutine's stack
 // starts at the process's average stack size, well below what the chain and
