@@ -80,31 +80,13 @@ func TestWarmStacksEndOnClose(t *testing.T) {
 	w.start()
 	w.close()
 	w.close() // idempotent
-	select {
-	case w.jobs <- &stackJob{}:
-		t.Fatal("a worker took a job after close")
-	case <-time.After(50 * time.Millisecond):
-	}
-	ran := false
-	h := w.middleware(func(*message.Message) ([]*message.Message, error) { ran = true; return nil, nil })
-	if _, err := h(message.NewMessage(watermill.NewUUID(), nil)); err != nil || !ran {
-		t.Fatalf("after close the chain ran: %t, error %v; want it run on the caller's goroutine", ran, err)
-	}
+	expectNoWorker(t, w, "after close")
 }
 
 func TestWarmStacksStartWorkersOnlyWhenStarted(t *testing.T) {
 	w := newWarmStacks(2)
 	defer w.close()
-	select {
-	case w.jobs <- &stackJob{}:
-		t.Fatal("a worker took a job before start")
-	case <-time.After(50 * time.Millisecond):
-	}
-	ran := false
-	h := w.middleware(func(*message.Message) ([]*message.Message, error) { ran = true; return nil, nil })
-	if _, err := h(message.NewMessage(watermill.NewUUID(), nil)); err != nil || !ran {
-		t.Fatalf("before start the chain ran: %t, error %v; want it run on the caller's goroutine", ran, err)
-	}
+	expectNoWorker(t, w, "before start")
 	w.start()
 	w.start() // once
 	j := &stackJob{h: func(*message.Message) ([]*message.Message, error) { return nil, nil }, done: make(chan struct{}, 1)}
@@ -113,5 +95,21 @@ func TestWarmStacksStartWorkersOnlyWhenStarted(t *testing.T) {
 		<-j.done
 	case <-time.After(10 * time.Second):
 		t.Fatal("no worker took a job after start")
+	}
+}
+
+// expectNoWorker checks that no worker of w takes a job, and that the chain
+// then runs on the caller's goroutine.
+func expectNoWorker(t *testing.T, w *warmStacks, when string) {
+	t.Helper()
+	select {
+	case w.jobs <- &stackJob{}:
+		t.Fatalf("a worker took a job %s", when)
+	case <-time.After(50 * time.Millisecond):
+	}
+	ran := false
+	h := w.middleware(func(*message.Message) ([]*message.Message, error) { ran = true; return nil, nil })
+	if _, err := h(message.NewMessage(watermill.NewUUID(), nil)); err != nil || !ran {
+		t.Fatalf("%s the chain ran: %t, error %v; want it run on the caller's goroutine", when, ran, err)
 	}
 }
