@@ -54,10 +54,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []TopicMessage) (int, error
 	contexts := make([]context.Context, len(msgs))
 	for i, m := range msgs {
 		contexts[i] = m.Message.Context()
-		// The topic labels the message's publish metrics, as NewMessage's
-		// context does for a direct publish.
-		c := context.WithValue(contexts[i], publishTopicKey{}, m.Topic)
-		m.Message.SetContext(context.WithValue(c, batchSlotKey{}, batchSlot{bt, i}))
+		m.Message.SetContext(context.WithValue(contexts[i], batchSlotKey{}, batchSlot{bt, i}))
 	}
 	errs := make([]error, len(msgs))
 	window := make(chan struct{}, batchWindow)

@@ -212,14 +212,6 @@ func poisonable(err error) bool {
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, errRedeliver) && !errors.As(err, &fromPoisonHandler)
 }
 
-// topicLabel is the topic published to, or else the topic being handled.
-func topicLabel(ctx context.Context) string {
-	if t, ok := ctx.Value(publishTopicKey{}).(string); ok {
-		return t
-	}
-	return message.SubscribeTopicFromCtx(ctx)
-}
-
 // Register adds handlers; call it before Start. Names must be unique.
 func (b *Bus) Register(hs ...Handler) error {
 	b.mu.Lock()

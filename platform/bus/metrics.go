@@ -83,7 +83,7 @@ func (m *publishMetrics) Publish(topic string, msgs ...*message.Message) error {
 	ctx := msgs[0].Context()
 	start := time.Now()
 	err := m.Publisher.Publish(topic, msgs...)
-	m.observer(publishSeries{message.HandlerNameFromCtx(ctx), message.PublisherNameFromCtx(ctx), topicLabel(ctx), err == nil}).
+	m.observer(publishSeries{message.HandlerNameFromCtx(ctx), message.PublisherNameFromCtx(ctx), topic, err == nil}).
 		Observe(time.Since(start).Seconds())
 	return err
 }

@@ -77,9 +77,8 @@ type poisonPublisher struct {
 func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, msg := range msgs {
 		// The handler's timeout has cancelled the message context by now;
-		// adapters that publish with it (Redis) would fail. The topic is
-		// the metrics' label: the poison topic, not the one it failed on.
-		msg.SetContext(context.WithValue(context.WithoutCancel(msg.Context()), publishTopicKey{}, topic))
+		// adapters that publish with it (Redis) would fail.
+		msg.SetContext(context.WithoutCancel(msg.Context()))
 		// A pattern handler subscribed to its pattern; a replay goes to the
 		// event's own topic.
 		msg.Metadata.Set(middleware.PoisonedTopicKey, eventTopic(msg.Metadata.Get(middleware.PoisonedTopicKey), msg))

@@ -97,9 +97,7 @@ func NewMessage[T any](ctx context.Context, topic Topic[T], aggregateID string, 
 	// spans of their own (the outbox, the bus) write theirs over it.
 	InjectTrace(ctx, msg.Metadata)
 	// The message context carries the handler name (when publishing from a
-	// handler) and the topic to the metrics publisher decorator.
-	msg.SetContext(context.WithValue(ctx, publishTopicKey{}, topic.Name()))
+	// handler) to the publish metrics.
+	msg.SetContext(ctx)
 	return msg, nil
 }
-
-type publishTopicKey struct{}
